@@ -1,0 +1,53 @@
+"""The FastAPI application of the web port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from meshlens.migrations import current_revision, head_revision
+
+
+def create_app(
+    engine: AsyncEngine,
+    registry: CollectorRegistry,
+    *,
+    ingest_healthy: Callable[[], bool],
+) -> FastAPI:
+    """The web application; `ingest_healthy` tells whether the ingest writers are connected."""
+    app = FastAPI(title="meshlens", summary="Service-mesh observability", version="0.1.0")
+    head = head_revision()
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Database reachable, schema at head")
+    async def readyz() -> JSONResponse:
+        checks = await _readiness(engine, head)
+        checks["ingest"] = "ok" if ingest_healthy() else "writers not connected to the database"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _readiness(engine: AsyncEngine, head: str | None) -> dict[str, str]:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            revision = await conn.run_sync(current_revision)
+    except (SQLAlchemyError, OSError) as exc:
+        return {"database": f"unreachable: {type(exc).__name__}"}
+    schema = "ok" if revision == head else f"at {revision}, expected {head}"
+    return {"database": "ok", "schema": schema}

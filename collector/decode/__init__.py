@@ -1,0 +1,112 @@
+"""OTLP wire format <-> domain rows. The only place that imports `opentelemetry.proto`.
+
+Pure functions of their inputs (time is an argument): protobuf or OTLP/JSON request bodies
+become a `DecodedBatch`; partial-success answers are encoded in the request's encoding. Items
+that cannot be stored (bad ids, times outside the accepted range) are rejected one by one and
+reported through `partial_success`, never by failing the whole request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsPartialSuccess,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.decode.attributes import AttributeEncoder, fingerprint
+from collector.decode.metrics import MetricDecoder
+from collector.decode.traces import SpanDecoder
+from collector.decode.window import TimeWindow
+from collector.decode.wire import (
+    encode,
+    parse_json,
+    parse_protobuf,
+    retry_status_details,
+    status_body,
+)
+from collector.rows import DecodedBatch, ResourceRow
+
+UNKNOWN_SERVICE = "unknown_service"
+
+
+class OtlpDecoder:
+    """Turns OTLP export requests into rows. Holds bounded caches; reuse it across requests."""
+
+    def __init__(self) -> None:
+        self._attributes = AttributeEncoder()
+        self._spans = SpanDecoder(self._attributes)
+        self._metrics = MetricDecoder(self._attributes)
+
+    def traces(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
+        """Decode an `ExportTraceServiceRequest` body."""
+        parse = parse_json if as_json else parse_protobuf
+        request = parse(ExportTraceServiceRequest(), body)
+        batch = DecodedBatch()
+        for resource_spans in request.resource_spans:
+            resource = self._resource_row(resource_spans.resource)
+            batch.resources[resource.id] = resource
+            for scope_spans in resource_spans.scope_spans:
+                self._spans.decode(batch, scope_spans.spans, resource, scope_spans.scope, window)
+        return batch
+
+    def metrics(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
+        """Decode an `ExportMetricsServiceRequest` body."""
+        parse = parse_json if as_json else parse_protobuf
+        request = parse(ExportMetricsServiceRequest(), body)
+        batch = DecodedBatch()
+        for resource_metrics in request.resource_metrics:
+            resource = self._resource_row(resource_metrics.resource)
+            batch.resources[resource.id] = resource
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_name = scope_metrics.scope.name
+                for metric in scope_metrics.metrics:
+                    self._metrics.decode(batch, metric, resource, scope_name, window)
+        return batch
+
+    def _resource_row(self, resource: Any) -> ResourceRow:
+        """The resource as a row keyed by the fingerprint of its sorted attributes."""
+        attributes = self._attributes.as_dict(resource.attributes)
+        canonical = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
+        service = attributes.get("service.name")
+        if not isinstance(service, str) or not service:
+            service = UNKNOWN_SERVICE
+        return ResourceRow(fingerprint(canonical), service, canonical.decode())
+
+
+def trace_response(rejected: int, message: str, *, as_json: bool) -> bytes:
+    """`ExportTraceServiceResponse`, with `partial_success` set only when spans were rejected."""
+    response = ExportTraceServiceResponse()
+    if rejected:
+        response.partial_success.CopyFrom(
+            ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
+        )
+    return encode(response, as_json=as_json)
+
+
+def metrics_response(rejected: int, message: str, *, as_json: bool) -> bytes:
+    """`ExportMetricsServiceResponse`, with `partial_success` set only when points were rejected."""
+    response = ExportMetricsServiceResponse()
+    if rejected:
+        response.partial_success.CopyFrom(
+            ExportMetricsPartialSuccess(rejected_data_points=rejected, error_message=message)
+        )
+    return encode(response, as_json=as_json)
+
+
+__all__ = [
+    "OtlpDecoder",
+    "TimeWindow",
+    "metrics_response",
+    "retry_status_details",
+    "status_body",
+    "trace_response",
+]

@@ -1,0 +1,183 @@
+"""OTLP metrics (every data point type) as series rows and point rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+
+from collector.decode.attributes import AttributeEncoder, fingerprint
+from collector.decode.window import TimeWindow
+from collector.rows import DecodedBatch, PointRow, ResourceRow, SeriesRow
+
+PointBuilder = Callable[[int, Any], PointRow | str]
+
+
+def _number(series_id: int, point: Any) -> PointRow | str:
+    kind = point.WhichOneof("value")
+    as_double = point.as_double if kind == "as_double" else None
+    as_int = point.as_int if kind == "as_int" else None
+    if kind is None:
+        return "number data point has no value"
+    return _row(series_id, point, as_double=as_double, as_int=as_int)
+
+
+def _histogram(series_id: int, point: Any) -> PointRow | str:
+    counts, bounds = list(point.bucket_counts), list(point.explicit_bounds)
+    if counts and len(counts) != len(bounds) + 1:
+        return "histogram bucket_counts must have one more entry than explicit_bounds"
+    return _row(
+        series_id,
+        point,
+        count=point.count,
+        sum=point.sum if point.HasField("sum") else None,
+        min=point.min if point.HasField("min") else None,
+        max=point.max if point.HasField("max") else None,
+        bucket_counts=counts,
+        explicit_bounds=bounds,
+    )
+
+
+def _exponential(series_id: int, point: Any) -> PointRow | str:
+    return _row(
+        series_id,
+        point,
+        count=point.count,
+        sum=point.sum if point.HasField("sum") else None,
+        min=point.min if point.HasField("min") else None,
+        max=point.max if point.HasField("max") else None,
+        scale=point.scale,
+        zero_count=point.zero_count,
+        positive_offset=point.positive.offset,
+        positive_bucket_counts=list(point.positive.bucket_counts),
+        negative_offset=point.negative.offset,
+        negative_bucket_counts=list(point.negative.bucket_counts),
+    )
+
+
+def _summary(series_id: int, point: Any) -> PointRow | str:
+    quantiles = [{"quantile": q.quantile, "value": q.value} for q in point.quantile_values]
+    return _row(
+        series_id,
+        point,
+        count=point.count,
+        sum=point.sum,
+        quantiles=orjson.dumps(quantiles).decode(),
+    )
+
+
+def _row(series_id: int, point: Any, **values: Any) -> PointRow:
+    get = values.get
+    return (
+        series_id,
+        point.start_time_unix_nano,
+        point.time_unix_nano,
+        get("as_double"),
+        get("as_int"),
+        get("count"),
+        get("sum"),
+        get("min"),
+        get("max"),
+        get("bucket_counts"),
+        get("explicit_bounds"),
+        get("scale"),
+        get("zero_count"),
+        get("positive_offset"),
+        get("positive_bucket_counts"),
+        get("negative_offset"),
+        get("negative_bucket_counts"),
+        get("quantiles"),
+        point.flags,
+    )
+
+
+# data oneof name -> (series type, point builder)
+_TYPES: dict[str, tuple[str, PointBuilder]] = {
+    "gauge": ("gauge", _number),
+    "sum": ("sum", _number),
+    "histogram": ("histogram", _histogram),
+    "exponential_histogram": ("exponential_histogram", _exponential),
+    "summary": ("summary", _summary),
+}
+
+
+class MetricDecoder:
+    """Decodes one OTLP Metric into series and points, rejecting bad points one by one."""
+
+    def __init__(self, attributes: AttributeEncoder) -> None:
+        self._attributes = attributes
+
+    def decode(
+        self,
+        batch: DecodedBatch,
+        metric: Any,
+        resource: ResourceRow,
+        scope_name: str,
+        window: TimeWindow,
+    ) -> None:
+        """Append `metric`'s points (and any new series) to `batch`."""
+        kind = metric.WhichOneof("data")
+        if kind is None or kind not in _TYPES:
+            return
+        data = getattr(metric, kind)
+        points: Iterable[Any] = data.data_points
+        if not metric.name:
+            for _ in points:
+                batch.reject("metric has no name")
+            return
+        series_type, build = _TYPES[kind]
+        temporality = getattr(data, "aggregation_temporality", 0)
+        monotonic = data.is_monotonic if kind == "sum" else None
+        for point in points:
+            problem = window.problem(point.time_unix_nano, "time_unix_nano")
+            if problem is not None:
+                batch.reject(f"{metric.name}: {problem}")
+                continue
+            series = self._series(
+                metric, series_type, temporality, monotonic, resource, scope_name, point
+            )
+            row = build(series.id, point)
+            if isinstance(row, str):
+                batch.reject(f"{metric.name}: {row}")
+                continue
+            batch.series[series.id] = series
+            batch.points.append(row)
+
+    def _series(
+        self,
+        metric: Any,
+        series_type: str,
+        temporality: int,
+        monotonic: bool | None,
+        resource: ResourceRow,
+        scope_name: str,
+        point: Any,
+    ) -> SeriesRow:
+        attributes = self._attributes.as_dict(point.attributes)
+        canonical = orjson.dumps(
+            [
+                metric.name,
+                series_type,
+                metric.unit,
+                temporality,
+                monotonic,
+                resource.id,
+                scope_name,
+                attributes,
+            ],
+            option=orjson.OPT_SORT_KEYS,
+        )
+        return SeriesRow(
+            id=fingerprint(canonical),
+            name=metric.name,
+            description=metric.description,
+            unit=metric.unit,
+            type=series_type,
+            temporality=temporality,
+            is_monotonic=monotonic,
+            resource_id=resource.id,
+            service=resource.service,
+            scope_name=scope_name,
+            attributes=orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode(),
+        )

@@ -1,0 +1,104 @@
+"""OTLP spans as span rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from collector.decode.attributes import AttributeEncoder
+from collector.decode.window import TimeWindow
+from collector.rows import DecodedBatch, ResourceRow
+
+ZERO_TRACE_ID = bytes(16)
+ZERO_SPAN_ID = bytes(8)
+
+
+def span_problem(
+    trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: int, window: TimeWindow
+) -> str | None:
+    """Why a span cannot be stored, or None."""
+    if len(trace_id) != 16 or trace_id == ZERO_TRACE_ID:
+        return "trace_id must be 16 bytes (32 hex characters), not all zero"
+    if len(span_id) != 8 or span_id == ZERO_SPAN_ID:
+        return "span_id must be 8 bytes (16 hex characters), not all zero"
+    if parent and len(parent) != 8:
+        return "parent_span_id must be empty or 8 bytes (16 hex characters)"
+    problem = window.problem(start, "start_time_unix_nano")
+    if problem is not None:
+        return problem
+    if end < start:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    return None
+
+
+class SpanDecoder:
+    """Appends the spans of one scope to a batch; the hot loop of trace ingest."""
+
+    def __init__(self, attributes: AttributeEncoder) -> None:
+        self._attributes = attributes
+
+    def decode(
+        self,
+        batch: DecodedBatch,
+        spans: Iterable[Any],
+        resource: ResourceRow,
+        scope: Any,
+        window: TimeWindow,
+    ) -> None:
+        """Append every storable span to `batch.spans`, rejecting the others one by one."""
+        encode = self._attributes.encode
+        append = batch.spans.append
+        resource_id, service = resource.id, resource.service
+        scope_name, scope_version = scope.name, scope.version
+        earliest, latest = window.earliest_unix_nano, window.latest_unix_nano
+        for span in spans:
+            trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+            start, end = span.start_time_unix_nano, span.end_time_unix_nano
+            fine = (
+                len(trace_id) == 16
+                and len(span_id) == 8
+                and (not parent or len(parent) == 8)
+                and earliest <= start <= end
+                and start <= latest
+                and trace_id != ZERO_TRACE_ID
+                and span_id != ZERO_SPAN_ID
+            )
+            if not fine:  # the slow path says exactly what is wrong
+                problem = span_problem(trace_id, span_id, parent, start, end, window)
+                if problem is not None:
+                    batch.reject(problem)
+                    continue
+            status = span.status
+            append(
+                (
+                    trace_id,
+                    span_id,
+                    parent or None,
+                    resource_id,
+                    service,
+                    scope_name,
+                    scope_version,
+                    span.name,
+                    span.kind,
+                    start,
+                    end,
+                    status.code,
+                    status.message,
+                    encode(span.attributes),
+                    self._links(span.links) if span.links else None,
+                )
+            )
+
+    def _links(self, links: Iterable[Any]) -> str:
+        """Span links (async messaging pairs them) as a JSON array with hex ids."""
+        out = [
+            {
+                "trace_id": link.trace_id.hex(),
+                "span_id": link.span_id.hex(),
+                "attributes": self._attributes.as_dict(link.attributes),
+            }
+            for link in links
+        ]
+        return orjson.dumps(out).decode()

@@ -1,0 +1,92 @@
+"""Parsing request bodies and encoding answers, in protobuf or OTLP/JSON."""
+
+from __future__ import annotations
+
+import binascii
+from typing import Any, TypeVar
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.any_pb2 import Any as PB2Any
+from google.protobuf.duration_pb2 import Duration as PB2Duration
+from google.protobuf.message import DecodeError, Message
+from google.rpc.error_details_pb2 import RetryInfo as PB2RetryInfo
+from google.rpc.status_pb2 import Status as PB2Status
+
+from collector.errors import MalformedRequest
+
+M = TypeVar("M", bound=Message)
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+
+
+def parse_protobuf(message: M, body: bytes) -> M:
+    """Fill `message` from a binary protobuf body."""
+    try:
+        message.ParseFromString(body)
+    except DecodeError as exc:
+        raise MalformedRequest(f"malformed protobuf body: {exc}") from exc
+    return message
+
+
+def parse_json(message: M, body: bytes) -> M:
+    """Fill `message` from an OTLP/JSON body (hex ids; camelCase or snake_case; unknown ignored)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedRequest(f"malformed JSON body: {exc}") from exc
+    if not isinstance(document, dict):
+        raise MalformedRequest("malformed JSON body: the top level must be an object")
+    hex_ids_to_base64(document)
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise MalformedRequest(f"malformed OTLP/JSON body: {exc}") from exc
+    return message
+
+
+def hex_ids_to_base64(node: Any) -> None:
+    """OTLP/JSON carries ids as hex, protobuf JSON as base64: rewrite them in place.
+
+    An id that is not valid hex becomes a 1-byte id, which the span checks then reject with
+    a specific message instead of failing the whole request.
+    """
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                node[key] = _hex_to_base64(value)
+            elif isinstance(value, dict | list):
+                hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict | list):
+                hex_ids_to_base64(item)
+
+
+def _hex_to_base64(value: str) -> str:
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raw = b"\x00"
+    return binascii.b2a_base64(raw, newline=False).decode()
+
+
+def encode(message: Message, *, as_json: bool) -> bytes:
+    """`message` in binary protobuf, or in OTLP/JSON."""
+    if as_json:
+        return orjson.dumps(json_format.MessageToDict(message))
+    return message.SerializeToString()
+
+
+def status_body(code: int, message: str, *, as_json: bool) -> bytes:
+    """A `google.rpc.Status` body for HTTP error answers (`code` is a gRPC status code)."""
+    return encode(PB2Status(code=code, message=message), as_json=as_json)
+
+
+def retry_status_details(code: int, message: str, retry_after_seconds: int) -> bytes:
+    """A serialized `google.rpc.Status` carrying `RetryInfo`, for grpc-status-details-bin."""
+    status = PB2Status(code=code, message=message)
+    detail = PB2Any()
+    detail.Pack(PB2RetryInfo(retry_delay=PB2Duration(seconds=retry_after_seconds)))
+    status.details.append(detail)
+    serialized: bytes = status.SerializeToString()
+    return serialized

@@ -1,0 +1,72 @@
+"""OtlpGrpcReceiver: `TraceService/Export` and `MetricsService/Export` over gRPC.
+
+Registered as generic handlers on raw bytes, so decoding stays in `collector.decode`. gRPC
+inflates gzip messages itself and enforces the message limit (RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc import aio
+
+from collector.decode import retry_status_details
+from collector.errors import IngestError, RequestTooLarge, RetryableError
+from collector.service import OtlpIngest, Signal
+
+_Context = aio.ServicerContext[bytes, bytes]
+
+TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+
+
+class OtlpGrpcReceiver:
+    """Builds and runs the gRPC server of the OTLP/gRPC port."""
+
+    def __init__(self, ingest: OtlpIngest, max_message_bytes: int) -> None:
+        self._ingest = ingest
+        self._max_message = max_message_bytes
+
+    def server(self, address: str) -> aio.Server:
+        """A gRPC server bound to `address` (not started)."""
+        server = aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self._max_message),
+                ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ]
+        )
+        server.add_generic_rpc_handlers(
+            (
+                _service(TRACE_SERVICE, self._export_traces),
+                _service(METRICS_SERVICE, self._export_metrics),
+            )
+        )
+        server.add_insecure_port(address)
+        return server
+
+    async def _export_traces(self, request: bytes, context: _Context) -> bytes:
+        return await self._export("spans", request, context)
+
+    async def _export_metrics(self, request: bytes, context: _Context) -> bytes:
+        return await self._export("points", request, context)
+
+    async def _export(self, signal: Signal, request: bytes, context: _Context) -> bytes:
+        try:
+            return await self._ingest.export(signal, request, as_json=False, transport="grpc")
+        except RetryableError as exc:
+            details = retry_status_details(14, str(exc), exc.retry_after)
+            context.set_trailing_metadata((("grpc-status-details-bin", details),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except RequestTooLarge as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except IngestError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise AssertionError("abort() always raises")
+
+
+def _service(
+    name: str, export: Callable[..., Awaitable[bytes]]
+) -> grpc.GenericRpcHandler[bytes, bytes]:
+    handler = grpc.unary_unary_rpc_method_handler(export)  # raw bytes in and out
+    return grpc.method_handlers_generic_handler(name, {"Export": handler})

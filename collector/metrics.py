@@ -1,0 +1,64 @@
+"""What the collector counts, exposed on the web port's /metrics (Prometheus text format)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class IngestMetrics:
+    """Accepted, rejected and refused items; batch sizes; commit latency; queue depth."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.accepted = Counter(
+            "meshlens_ingest_accepted_items",
+            "Spans and points committed to the database.",
+            ["signal", "transport"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "meshlens_ingest_rejected_items",
+            "Spans and points rejected one by one (partial success): bad ids, times.",
+            ["signal", "transport"],
+            registry=registry,
+        )
+        self.refused_requests = Counter(
+            "meshlens_ingest_refused_requests",
+            "Whole requests refused, by reason (malformed, too_large, unsupported, "
+            "overloaded, unavailable).",
+            ["signal", "transport", "reason"],
+            registry=registry,
+        )
+        self.refused_items = Counter(
+            "meshlens_ingest_refused_items",
+            "Spans and points in requests refused after decoding (overloaded, unavailable).",
+            ["signal", "transport", "reason"],
+            registry=registry,
+        )
+        self.batch_items = Histogram(
+            "meshlens_ingest_batch_items",
+            "Spans and points per group commit.",
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000, 50000),
+            registry=registry,
+        )
+        self.batch_requests = Histogram(
+            "meshlens_ingest_batch_requests",
+            "Requests sharing one group commit.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=registry,
+        )
+        self.commit_seconds = Histogram(
+            "meshlens_ingest_commit_seconds",
+            "Time to write and commit one batch.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.queue_items = Gauge(
+            "meshlens_ingest_queue_items",
+            "Spans and points accepted by receivers but not yet committed.",
+            registry=registry,
+        )
+        self.healthy_writers = Gauge(
+            "meshlens_ingest_healthy_writers",
+            "Writer connections currently connected to the database.",
+            registry=registry,
+        )

@@ -1,0 +1,131 @@
+"""Domain rows produced by decoding and consumed by the writer, in COPY column order.
+
+These are plain tuples and small dataclasses: the wire types (`opentelemetry.proto`) stay in
+`collector.decode`, and the writer knows nothing of protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
+SPAN_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "resource_id",
+    "service",
+    "scope_name",
+    "scope_version",
+    "name",
+    "kind",
+    "start_unix_nano",
+    "end_unix_nano",
+    "status_code",
+    "status_message",
+    "attributes",
+    "links",
+)
+SpanRow = tuple[
+    bytes, bytes, bytes | None, int, str, str, str, str, int, int, int, int, str, str, str | None
+]
+
+# Column order of `metric_points` rows; must match meshlens.schema.metric_points.
+POINT_COLUMNS = (
+    "series_id",
+    "start_unix_nano",
+    "time_unix_nano",
+    "as_double",
+    "as_int",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "bucket_counts",
+    "explicit_bounds",
+    "scale",
+    "zero_count",
+    "positive_offset",
+    "positive_bucket_counts",
+    "negative_offset",
+    "negative_bucket_counts",
+    "quantiles",
+    "flags",
+)
+PointRow = tuple[
+    int,
+    int,
+    int,
+    float | None,
+    int | None,
+    int | None,
+    float | None,
+    float | None,
+    float | None,
+    list[int] | None,
+    list[float] | None,
+    int | None,
+    int | None,
+    int | None,
+    list[int] | None,
+    int | None,
+    list[int] | None,
+    str | None,
+    int,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRow:
+    """One distinct resource (the emitting process), keyed by a fingerprint of its attributes."""
+
+    id: int
+    service: str
+    attributes: str  # JSON object
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    """One metric series: name, type and identifying attributes, keyed by a fingerprint."""
+
+    id: int
+    name: str
+    description: str
+    unit: str
+    type: str  # gauge | sum | histogram | exponential_histogram | summary
+    temporality: int  # 0 unspecified, 1 delta, 2 cumulative
+    is_monotonic: bool | None
+    resource_id: int
+    service: str
+    scope_name: str
+    attributes: str  # JSON object
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """What one OTLP request carried, ready to write, and what was rejected from it."""
+
+    resources: dict[int, ResourceRow] = field(default_factory=dict)
+    spans: list[SpanRow] = field(default_factory=list)
+    series: dict[int, SeriesRow] = field(default_factory=dict)
+    points: list[PointRow] = field(default_factory=list)
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def items(self) -> int:
+        """Spans plus points to store."""
+        return len(self.spans) + len(self.points)
+
+    def reject(self, reason: str) -> None:
+        """Count one rejected item, keeping the first few distinct reasons."""
+        self.rejected += 1
+        if len(self.errors) < 5 and reason not in self.errors:
+            self.errors.append(reason)
+
+    @property
+    def error_message(self) -> str:
+        """The partial-success message: the first distinct reasons."""
+        if not self.rejected:
+            return ""
+        return f"{self.rejected} rejected: " + "; ".join(self.errors)

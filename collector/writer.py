@@ -1,0 +1,156 @@
+"""PostgresWriter: one database connection writing whole batches with COPY, one commit each.
+
+Spans are COPYed straight into the partitioned table. A resent span violates the unique
+`(trace_id, span_id, start_unix_nano)` index; the batch then goes through a session-local
+staging table and `INSERT .. ON CONFLICT DO NOTHING`, so resends are stored once and the
+common case stays a plain COPY. Metric points work the same way on `(series_id, time)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection, errors, sql
+
+from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, PointRow, ResourceRow, SeriesRow, SpanRow
+from meshlens import partitions
+from meshlens.schema import PARTITIONED_TABLES
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one group commit writes: rows merged from several requests."""
+
+    resources: dict[int, ResourceRow] = field(default_factory=dict)
+    series: dict[int, SeriesRow] = field(default_factory=dict)
+    spans: list[SpanRow] = field(default_factory=list)
+    points: list[PointRow] = field(default_factory=list)
+
+
+class KnownRows:
+    """Ids of resources, series and partitions known to exist; shared by the writers."""
+
+    def __init__(self) -> None:
+        self.resources: set[int] = set()
+        self.series: set[int] = set()
+        self.days: dict[str, set[int]] = {table: set() for table in PARTITIONED_TABLES}
+
+
+class PostgresWriter:
+    """Writes batches on one connection; raises psycopg errors for the pipeline to map."""
+
+    def __init__(self, conn: AsyncConnection, known: KnownRows) -> None:
+        self._conn = conn
+        self._known = known
+        self._staging_ready = False
+
+    @classmethod
+    async def connect(cls, conninfo: str, known: KnownRows) -> PostgresWriter:
+        """Open a connection for writing (short connect timeout, bounded statements)."""
+        conn = await AsyncConnection.connect(
+            conninfo, connect_timeout=5, options="-c statement_timeout=60000"
+        )
+        return cls(conn, known)
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone."""
+        return self._conn.closed
+
+    async def close(self) -> None:
+        """Close the connection, ignoring errors of an already broken one."""
+        await self._conn.close()
+
+    async def write(self, batch: WriteBatch) -> None:
+        """Write and commit `batch` in one transaction."""
+        await self._ensure_partitions("spans", (row[9] for row in batch.spans))
+        await self._ensure_partitions("metric_points", (row[2] for row in batch.points))
+        async with self._conn.transaction():
+            await self._insert_resources(batch.resources.values())
+            await self._insert_series(batch.series.values())
+            if batch.spans:
+                await self._copy_idempotent("spans", SPAN_COLUMNS, batch.spans)
+            if batch.points:
+                await self._copy_idempotent("metric_points", POINT_COLUMNS, batch.points)
+        self._known.resources.update(batch.resources)
+        self._known.series.update(batch.series)
+
+    async def _ensure_partitions(self, table: str, times: Iterable[int]) -> None:
+        days = {t // partitions.NANOS_PER_DAY for t in times} - self._known.days[table]
+        if days:
+            await partitions.create_partitions(self._conn, table, days)
+            self._known.days[table].update(days)
+
+    async def _insert_resources(self, rows: Iterable[ResourceRow]) -> None:
+        new = [r for r in rows if r.id not in self._known.resources]
+        if not new:
+            return
+        await self._conn.execute(
+            "INSERT INTO resources (id, service, attributes) "
+            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::jsonb[]) ON CONFLICT DO NOTHING",
+            ([r.id for r in new], [r.service for r in new], [r.attributes for r in new]),
+        )
+
+    async def _insert_series(self, rows: Iterable[SeriesRow]) -> None:
+        new = [r for r in rows if r.id not in self._known.series]
+        if not new:
+            return
+        columns = [
+            [r.id for r in new],
+            [r.name for r in new],
+            [r.description for r in new],
+            [r.unit for r in new],
+            [r.type for r in new],
+            [r.temporality for r in new],
+            [r.is_monotonic for r in new],
+            [r.resource_id for r in new],
+            [r.service for r in new],
+            [r.scope_name for r in new],
+            [r.attributes for r in new],
+        ]
+        await self._conn.execute(
+            "INSERT INTO metric_series (id, name, description, unit, type, temporality, "
+            "is_monotonic, resource_id, service, scope_name, attributes) "
+            "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], "
+            "%s::smallint[], %s::boolean[], %s::bigint[], %s::text[], %s::text[], %s::jsonb[]) "
+            "ON CONFLICT DO NOTHING",
+            columns,
+        )
+
+    async def _copy_idempotent(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        try:
+            async with self._conn.transaction():  # a savepoint: the fast path may fail
+                await self._copy(table, columns, rows)
+        except errors.UniqueViolation:
+            await self._copy_deduplicated(table, columns, rows)
+
+    async def _copy(
+        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        async with self._conn.cursor().copy(statement) as copy:
+            for row in rows:
+                await copy.write_row(row)
+
+    async def _copy_deduplicated(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        staging = f"{table}_incoming"
+        await self._conn.execute(
+            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                sql.Identifier(staging), sql.Identifier(table)
+            )
+        )
+        await self._copy(staging, columns, rows)
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        await self._conn.execute(
+            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                sql.Identifier(table), names, names, sql.Identifier(staging)
+            )
+        )

@@ -1,0 +1,138 @@
+"""The `meshlens` command: `serve` and `migrate`.
+
+Every setting of `meshlens.settings.Settings` is also a `serve` flag (`--otlp-grpc-port` for
+`otlp_grpc_port`); a flag wins over its `MESHLENS_*` environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from meshlens.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `meshlens` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings(**_given_settings(args))
+    except ValidationError as exc:
+        print(f"meshlens: invalid settings:\n{_explain(exc)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    command: Any = args.run
+    result: int = command(settings)
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshlens", description=_doc_line())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve",
+        help="run the collector, the API and the dashboards",
+        description="Run OTLP/gRPC, OTLP/HTTP and the web port in one process. Every setting "
+        "is a flag here and a MESHLENS_* environment variable; a flag wins.",
+    )
+    _add_setting_flags(serve)
+    serve.set_defaults(run=_serve)
+    migrate = commands.add_parser("migrate", help="upgrade the database schema and exit")
+    for name in ("database_url", "data_dir", "log_level"):
+        _add_setting_flag(migrate, name)
+    migrate.set_defaults(run=_migrate)
+    return parser
+
+
+def _doc_line() -> str:
+    return "meshlens: observability for service meshes (OTLP in; graph, signals, mTLS, alerts)."
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    for name in Settings.model_fields:
+        _add_setting_flag(parser, name)
+
+
+def _add_setting_flag(parser: argparse.ArgumentParser, name: str) -> None:
+    field = Settings.model_fields[name]
+    default = field.default
+    shown = "unset" if default is None else default
+    parser.add_argument(
+        f"--{name.replace('_', '-')}",
+        dest=name,
+        default=None,
+        metavar=name.upper(),
+        help=f"{field.description} [env MESHLENS_{name.upper()}; default: {shown}]",
+    )
+
+
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        name: value
+        for name, value in vars(args).items()
+        if name in Settings.model_fields and value is not None
+    }
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        lines.append(f"  {name} (MESHLENS_{name.upper()}): {error['msg']}")
+    return "\n".join(lines)
+
+
+def _serve(settings: Settings) -> int:
+    from meshlens.database import open_database
+    from meshlens.embedded_pg import EmbeddedPostgresError
+    from meshlens.serve import serve
+
+    try:
+        with open_database(settings) as database:
+            _run(serve(settings, database))
+    except EmbeddedPostgresError as exc:
+        print(f"meshlens: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _migrate(settings: Settings) -> int:
+    from meshlens.database import open_database
+    from meshlens.migrations import upgrade_to_head
+
+    with open_database(settings) as database:
+        engine = database.sync_engine()
+        try:
+            upgrade_to_head(engine)
+        finally:
+            engine.dispose()
+    print("meshlens: the database schema is at head")
+    return 0
+
+
+def _run(coroutine: Any) -> None:
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(coroutine)
+    except ImportError:
+        asyncio.run(coroutine)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""`meshlens serve`: every listener in one process, sharing one event loop.
+
+OTLP/gRPC, OTLP/HTTP and the web port run side by side; the ingest pipeline commits what the
+receivers accept; a maintenance task keeps daily partitions ahead and drops expired ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Generator
+
+import psycopg
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
+
+from api.app import create_app
+from collector.grpc_receiver import OtlpGrpcReceiver
+from collector.http_receiver import OtlpHttpReceiver
+from collector.metrics import IngestMetrics
+from collector.pipeline import IngestPipeline, PipelineLimits
+from collector.service import OtlpIngest, RetentionWindow
+from collector.writer import KnownRows, PostgresWriter
+from meshlens import partitions
+from meshlens.database import Database
+from meshlens.migrations import upgrade_to_head
+from meshlens.settings import Settings
+
+log = logging.getLogger("meshlens")
+MAINTENANCE_SECONDS = 600
+DAYS_AHEAD = 2
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to `serve` (several share one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(settings: Settings, database: Database) -> None:
+    """Run meshlens until SIGINT or SIGTERM."""
+    await asyncio.to_thread(_migrate, database)
+    known = KnownRows()
+    await _maintain_partitions(database, settings, known)
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    pipeline = IngestPipeline(
+        lambda: PostgresWriter.connect(database.url, known), _limits(settings), metrics
+    )
+    ingest = OtlpIngest(pipeline, _retention(settings), metrics)
+    engine = database.async_engine()
+    api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
+    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes).app()
+    grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes).server(
+        f"{settings.host}:{settings.otlp_grpc_port}"
+    )
+    web = [
+        _web(otlp_http, settings, settings.otlp_http_port),
+        _web(api, settings, settings.http_port),
+    ]
+    await pipeline.start()
+    await grpc_server.start()
+    tasks = [asyncio.create_task(server.serve()) for server in web]
+    maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
+    try:
+        await _wait_started(web, tasks)
+        _announce(settings)
+        await _wait_for_stop_signal(tasks)
+    finally:
+        log.info("meshlens is stopping")
+        maintenance.cancel()
+        for server in web:
+            server.should_exit = True
+        await grpc_server.stop(grace=5)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await pipeline.stop()
+        await engine.dispose()
+
+
+def _migrate(database: Database) -> None:
+    engine = database.sync_engine()
+    try:
+        upgrade_to_head(engine)
+    finally:
+        engine.dispose()
+
+
+def _limits(settings: Settings) -> PipelineLimits:
+    return PipelineLimits(
+        queue_items=settings.ingest_queue_items,
+        batch_max_items=settings.batch_max_items,
+        writers=settings.writer_connections,
+        timeout_seconds=settings.ingest_timeout_seconds,
+        retry_after_seconds=settings.retry_after_seconds,
+    )
+
+
+def _retention(settings: Settings) -> RetentionWindow:
+    return RetentionWindow(
+        span_retention_days=settings.span_retention_days,
+        point_retention_days=settings.point_retention_days,
+        future_skew_seconds=settings.max_future_skew_seconds,
+    )
+
+
+def _web(app: ASGIApp, settings: Settings, port: int) -> _QuietServer:
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=port,
+        lifespan="off",
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+    )
+    return _QuietServer(config)
+
+
+async def _wait_started(web: list[_QuietServer], tasks: list[asyncio.Task[None]]) -> None:
+    """Wait until every web listener is bound; fail at once when one could not bind."""
+    while not all(server.started for server in web):
+        for task in tasks:
+            if task.done():
+                raise SystemExit("a web listener failed to start (is the port in use?)")
+        await asyncio.sleep(0.05)
+
+
+async def _wait_for_stop_signal(tasks: list[asyncio.Task[None]]) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+
+
+def _announce(settings: Settings) -> None:
+    host = settings.host
+    print(
+        f"meshlens is running\n"
+        f"  web and API:  http://{host}:{settings.http_port}/\n"
+        f"  OTLP/gRPC:    {host}:{settings.otlp_grpc_port}\n"
+        f"  OTLP/HTTP:    http://{host}:{settings.otlp_http_port}/v1/traces and /v1/metrics\n"
+        f"Point an OpenTelemetry SDK at it: "
+        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{host}:{settings.otlp_http_port}",
+        flush=True,
+    )
+
+
+async def _maintenance_loop(database: Database, settings: Settings, known: KnownRows) -> None:
+    while True:
+        await asyncio.sleep(MAINTENANCE_SECONDS)
+        try:
+            await _maintain_partitions(database, settings, known)
+        except (psycopg.Error, OSError) as exc:
+            log.warning("partition maintenance failed (%s); will retry", exc)
+
+
+async def _maintain_partitions(database: Database, settings: Settings, known: KnownRows) -> None:
+    """Create today's and the next days' partitions; drop those past retention."""
+    now = time.time_ns()
+    today = partitions.day_of(now)
+    retention = {
+        "spans": settings.span_retention_days,
+        "metric_points": settings.point_retention_days,
+    }
+    async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
+        for table, days in retention.items():
+            horizon = now - days * partitions.NANOS_PER_DAY
+            for name in await partitions.drop_expired(conn, table, horizon):
+                log.info("retention: dropped partition %s", name)
+            wanted = range(today - days, today + DAYS_AHEAD + 1)
+            await partitions.create_partitions(conn, table, wanted)
+            known.days[table] = await partitions.existing_days(conn, table)

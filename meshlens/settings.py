@@ -1,0 +1,93 @@
+"""Every setting meshlens reads, with its environment variable, default and help.
+
+Settings come from `MESHLENS_*` environment variables and from `meshlens serve` flags (the flags
+are generated from this table, so `meshlens serve --help` documents every setting). Nothing here
+is built at import time: entry points call `Settings()` and pass the object down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """meshlens configuration. Field descriptions are the user-facing documentation."""
+
+    model_config = SettingsConfigDict(env_prefix="MESHLENS_", extra="ignore")
+
+    host: str = Field(
+        "127.0.0.1",
+        description="Address every listener binds to (OTLP/gRPC, OTLP/HTTP and the web port).",
+    )
+    otlp_grpc_port: int = Field(4317, ge=0, le=65535, description="OTLP/gRPC port.")
+    otlp_http_port: int = Field(4318, ge=0, le=65535, description="OTLP/HTTP port.")
+    http_port: int = Field(
+        8080, ge=0, le=65535, description="Web port: JSON API, dashboards, /metrics, /healthz."
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description=(
+            "PostgreSQL URL (postgresql://user:pass@host:5432/db). Unset: meshlens runs its own "
+            "embedded PostgreSQL in the data folder."
+        ),
+    )
+    data_dir: Path = Field(
+        Path(".meshlens"), description="Folder of the embedded PostgreSQL and other local state."
+    )
+    span_retention_days: int = Field(
+        7, ge=1, description="Days of raw spans kept; older daily partitions are dropped."
+    )
+    point_retention_days: int = Field(
+        7, ge=1, description="Days of raw metric points kept; older daily partitions are dropped."
+    )
+    max_future_skew_seconds: int = Field(
+        86400,
+        ge=0,
+        description="Spans and points timed further than this in the future are rejected.",
+    )
+    max_body_bytes: int = Field(
+        20 * MIB, ge=1024, description="OTLP/HTTP body limit, after decompression (413 above)."
+    )
+    grpc_max_message_bytes: int = Field(
+        4 * MIB, ge=1024, description="OTLP/gRPC message limit (RESOURCE_EXHAUSTED above)."
+    )
+    ingest_queue_items: int = Field(
+        100_000,
+        ge=1000,
+        description=(
+            "Spans and points accepted but not yet committed, at most. Above it requests are "
+            "refused with 429 / UNAVAILABLE and Retry-After instead of growing memory."
+        ),
+    )
+    batch_max_items: int = Field(
+        20_000, ge=100, description="Most spans and points one group commit writes."
+    )
+    writer_connections: int = Field(
+        2, ge=1, le=32, description="Database connections writing ingest batches in parallel."
+    )
+    ingest_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How long a request waits for its commit before it is answered 503.",
+    )
+    retry_after_seconds: int = Field(
+        2, ge=1, description="Retry-After given to clients when meshlens refuses for a while."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log_level must be one of debug, info, warning, error")
+        return level
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets `field`."""
+        return f"MESHLENS_{field.upper()}"

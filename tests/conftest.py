@@ -1,0 +1,52 @@
+"""Databases for the tests: the machine's PostgreSQL when it answers, else an embedded one.
+
+Every test run creates its own databases (unique names) and drops them at the end; nothing is
+shared with another run or left dirty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import (
+    MACHINE_POSTGRES,
+    DatabaseFactory,
+    RunningServer,
+    machine_postgres_answers,
+    running_server,
+    with_database,
+)
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+    if machine_postgres_answers():
+        factory = DatabaseFactory(MACHINE_POSTGRES)
+        yield factory
+        factory.drop_all()
+        return
+    from meshlens.embedded_pg import EmbeddedPostgres
+
+    with EmbeddedPostgres(tmp_path_factory.mktemp("pg")) as server:
+        factory = DatabaseFactory(with_database(server.url, "postgres"))
+        yield factory
+        factory.drop_all()
+
+
+@pytest.fixture
+def database_url(databases: DatabaseFactory) -> str:
+    """A fresh, empty database for one test."""
+    return databases.create()
+
+
+@pytest.fixture(scope="module")
+def server(
+    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """`meshlens serve` on a fresh database, shared by the tests of one module."""
+    log_path: Path = tmp_path_factory.mktemp("serve") / "meshlens.log"
+    with running_server(databases.create(), log_path) as running:
+        yield running

@@ -1,0 +1,155 @@
+"""Test support: databases per test run, and `meshlens serve` run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def machine_postgres_answers() -> bool:
+    """True when the machine's PostgreSQL (127.0.0.1:5432, trust auth) answers."""
+    try:
+        with psycopg.connect(MACHINE_POSTGRES, connect_timeout=2):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def with_database(url: str, name: str) -> str:
+    """`url` pointing at database `name` (works for host:port and unix-socket URLs)."""
+    scheme, _, rest = url.partition("://")
+    authority, _, tail = rest.partition("/")
+    query = tail.partition("?")[2]
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+class DatabaseFactory:
+    """Creates uniquely named databases on one server and drops them all at the end."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self._created: list[str] = []
+
+    def create(self) -> str:
+        name = f"meshlens_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self._created.append(name)
+        return with_database(self.admin_url, name)
+
+    def drop_all(self) -> None:
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for name in self._created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._created.clear()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    """A `meshlens serve` subprocess and how to reach it."""
+
+    process: subprocess.Popen[bytes]
+    database_url: str
+    grpc_port: int
+    otlp_http_port: int
+    web_port: int
+    log_path: Path
+
+    @property
+    def otlp_http(self) -> str:
+        return f"http://127.0.0.1:{self.otlp_http_port}"
+
+    @property
+    def web(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def query(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def start_server(database_url: str, log_path: Path, **env: str) -> RunningServer:
+    """Start `meshlens serve` on free ports and wait until /readyz says ready."""
+    grpc_port, http_port, web_port = free_port(), free_port(), free_port()
+    environment = {
+        **os.environ,
+        "MESHLENS_DATABASE_URL": database_url,
+        "MESHLENS_OTLP_GRPC_PORT": str(grpc_port),
+        "MESHLENS_OTLP_HTTP_PORT": str(http_port),
+        "MESHLENS_HTTP_PORT": str(web_port),
+        **env,
+    }
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meshlens.cli", "serve"],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    server = RunningServer(process, database_url, grpc_port, http_port, web_port, log_path)
+    wait_ready(server)
+    return server
+
+
+def wait_ready(server: RunningServer, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"meshlens exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.web}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"meshlens did not become ready:\n{server.log()}")
+
+
+def stop_server(server: RunningServer) -> None:
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait()
+
+
+@contextmanager
+def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
+    server = start_server(database_url, log_path, **env)
+    try:
+        yield server
+    finally:
+        stop_server(server)
