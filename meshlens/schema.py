@@ -105,7 +105,7 @@ metric_points = Table(
     Column("negative_offset", Integer),
     Column("negative_bucket_counts", ARRAY(BigInteger)),
     Column("quantiles", JSONB, comment="summary points: [{quantile, value}]"),
-    Column("flags", Integer, nullable=False),
+    Column("flags", BigInteger, nullable=False),
     postgresql_partition_by="RANGE (time_unix_nano)",
 )
 Index(

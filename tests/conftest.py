@@ -16,13 +16,14 @@ from tests.support import (
     DatabaseFactory,
     RunningServer,
     machine_postgres_answers,
+    reachable_temp_dir,
     running_server,
     with_database,
 )
 
 
 @pytest.fixture(scope="session")
-def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFactory]:
+def databases() -> Iterator[DatabaseFactory]:
     if machine_postgres_answers():
         factory = DatabaseFactory(MACHINE_POSTGRES)
         yield factory
@@ -30,7 +31,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseFact
         return
     from meshlens.embedded_pg import EmbeddedPostgres
 
-    with EmbeddedPostgres(tmp_path_factory.mktemp("pg")) as server:
+    with reachable_temp_dir() as folder, EmbeddedPostgres(folder) as server:
         factory = DatabaseFactory(with_database(server.url, "postgres"))
         yield factory
         factory.drop_all()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -60,6 +62,20 @@ class DatabaseFactory:
         self._created.clear()
 
 
+@contextmanager
+def reachable_temp_dir() -> Iterator[Path]:
+    """A temporary folder the embedded PostgreSQL's unprivileged user can reach (mode 0755).
+
+    pytest's own tmp_path lives under a 0700 folder of root's, which that user cannot enter.
+    """
+    path = Path(tempfile.mkdtemp(prefix="meshlens-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -109,14 +125,14 @@ def start_server(database_url: str, log_path: Path, **env: str) -> RunningServer
         "MESHLENS_HTTP_PORT": str(web_port),
         **env,
     }
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "meshlens.cli", "serve"],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "meshlens.cli", "serve"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     server = RunningServer(process, database_url, grpc_port, http_port, web_port, log_path)
     wait_ready(server)
     return server

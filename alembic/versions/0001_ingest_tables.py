@@ -80,7 +80,7 @@ def upgrade() -> None:
             negative_offset integer,
             negative_bucket_counts bigint[],
             quantiles jsonb,
-            flags integer NOT NULL
+            flags bigint NOT NULL
         ) PARTITION BY RANGE (time_unix_nano);
         CREATE UNIQUE INDEX metric_points_identity ON metric_points (series_id, time_unix_nano);
         """

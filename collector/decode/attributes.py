@@ -23,6 +23,11 @@ def fingerprint(canonical: bytes) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def clean_text(text: str) -> str:
+    """PostgreSQL text and jsonb cannot hold NUL: it becomes U+FFFD, the rest is kept."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
 def any_value(value: Any) -> Any:
     """An OTLP AnyValue as a JSON-able Python value (bytes become base64, as in OTLP/JSON)."""
     kind = value.WhichOneof("value")
@@ -31,9 +36,11 @@ def any_value(value: Any) -> Any:
     if kind == "array_value":
         return [any_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+        return {clean_text(kv.key): any_value(kv.value) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
+    if kind == "string_value":
+        return clean_text(value.string_value)
     return getattr(value, kind)
 
 
@@ -46,7 +53,7 @@ class AttributeEncoder:
 
     def as_dict(self, attributes: Iterable[Any]) -> dict[str, Any]:
         """The attributes as a dict (later duplicates of a key win, as in jsonb)."""
-        return {kv.key: any_value(kv.value) for kv in attributes}
+        return {clean_text(kv.key): any_value(kv.value) for kv in attributes}
 
     def encode(self, attributes: Iterable[Any]) -> str:
         """The attributes as a JSON object text."""
@@ -61,7 +68,7 @@ class AttributeEncoder:
         return "{" + ",".join(parts) + "}"
 
     def _fragment(self, kv: Any, raw: bytes) -> str:
-        text = orjson.dumps({kv.key: any_value(kv.value)}).decode()[1:-1]
+        text = orjson.dumps({clean_text(kv.key): any_value(kv.value)}).decode()[1:-1]
         if len(self._fragments) >= self._limit:
             self._fragments.clear()
         self._fragments[raw] = text

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from collector.decode.attributes import AttributeEncoder, fingerprint
+from collector.decode.attributes import AttributeEncoder, clean_text, fingerprint
 from collector.decode.window import TimeWindow
 from collector.rows import DecodedBatch, PointRow, ResourceRow, SeriesRow
 
@@ -131,6 +131,8 @@ class MetricDecoder:
         monotonic = data.is_monotonic if kind == "sum" else None
         for point in points:
             problem = window.problem(point.time_unix_nano, "time_unix_nano")
+            if problem is None and point.start_time_unix_nano > point.time_unix_nano:
+                problem = "start_time_unix_nano is after time_unix_nano"
             if problem is not None:
                 batch.reject(f"{metric.name}: {problem}")
                 continue
@@ -170,14 +172,14 @@ class MetricDecoder:
         )
         return SeriesRow(
             id=fingerprint(canonical),
-            name=metric.name,
-            description=metric.description,
-            unit=metric.unit,
+            name=clean_text(metric.name),
+            description=clean_text(metric.description),
+            unit=clean_text(metric.unit),
             type=series_type,
             temporality=temporality,
             is_monotonic=monotonic,
             resource_id=resource.id,
             service=resource.service,
-            scope_name=scope_name,
+            scope_name=clean_text(scope_name),
             attributes=orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS).decode(),
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from collector.decode.attributes import AttributeEncoder
+from collector.decode.attributes import AttributeEncoder, clean_text
 from collector.decode.window import TimeWindow
 from collector.rows import DecodedBatch, ResourceRow
 
@@ -30,6 +30,8 @@ def span_problem(
         return problem
     if end < start:
         return "end_time_unix_nano is before start_time_unix_nano"
+    if end > window.latest_unix_nano:
+        return "end_time_unix_nano is too far in the future"
     return None
 
 
@@ -51,7 +53,7 @@ class SpanDecoder:
         encode = self._attributes.encode
         append = batch.spans.append
         resource_id, service = resource.id, resource.service
-        scope_name, scope_version = scope.name, scope.version
+        scope_name, scope_version = clean_text(scope.name), clean_text(scope.version)
         earliest, latest = window.earliest_unix_nano, window.latest_unix_nano
         for span in spans:
             trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
@@ -60,8 +62,7 @@ class SpanDecoder:
                 len(trace_id) == 16
                 and len(span_id) == 8
                 and (not parent or len(parent) == 8)
-                and earliest <= start <= end
-                and start <= latest
+                and earliest <= start <= end <= latest
                 and trace_id != ZERO_TRACE_ID
                 and span_id != ZERO_SPAN_ID
             )
@@ -80,12 +81,12 @@ class SpanDecoder:
                     service,
                     scope_name,
                     scope_version,
-                    span.name,
+                    clean_text(span.name),
                     span.kind,
                     start,
                     end,
                     status.code,
-                    status.message,
+                    clean_text(status.message) if status.message else "",
                     encode(span.attributes),
                     self._links(span.links) if span.links else None,
                 )

@@ -1,0 +1,69 @@
+"""Bounded body reading and gzip inflation."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator
+
+import pytest
+
+from collector.bodies import check_encoding, read_body
+from collector.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
+
+
+async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        yield data[start : start + size]
+
+
+def _read(data: bytes, *, gzipped: bool, limit: int) -> bytes:
+    return asyncio.run(read_body(_chunks(data), gzipped=gzipped, limit=limit))
+
+
+def test_plain_body_within_limit() -> None:
+    assert _read(b"x" * 5000, gzipped=False, limit=5000) == b"x" * 5000
+
+
+def test_plain_body_over_limit() -> None:
+    with pytest.raises(RequestTooLarge, match="larger than 4999 bytes"):
+        _read(b"x" * 5000, gzipped=False, limit=4999)
+
+
+def test_gzip_round_trip_and_several_members() -> None:
+    payload = bytes(range(256)) * 100
+    assert _read(gzip.compress(payload), gzipped=True, limit=len(payload)) == payload
+    two = gzip.compress(b"first ") + gzip.compress(b"second")
+    assert _read(two, gzipped=True, limit=100) == b"first second"
+
+
+def test_gzip_limit_counts_decompressed_bytes() -> None:
+    bomb = gzip.compress(bytes(10_000_000))  # about 10 kB on the wire
+    with pytest.raises(RequestTooLarge, match="after decompression"):
+        _read(bomb, gzipped=True, limit=1_000_000)
+
+
+def test_truncated_and_corrupt_gzip() -> None:
+    data = gzip.compress(b"hello world" * 100)
+    with pytest.raises(MalformedRequest, match="truncated"):
+        _read(data[:-10], gzipped=True, limit=10_000)
+    with pytest.raises(MalformedRequest, match="corrupt"):
+        _read(b"\x1f\x8b" + b"\x00" * 30, gzipped=True, limit=10_000)
+    with pytest.raises(MalformedRequest, match="truncated"):
+        _read(b"", gzipped=True, limit=10_000)
+
+
+def test_raw_deflate_is_not_gzip() -> None:
+    with pytest.raises(MalformedRequest):
+        _read(zlib.compress(b"abc"), gzipped=True, limit=10_000)
+
+
+@pytest.mark.parametrize(("header", "gzipped"), [("", False), ("identity", False), ("GZIP", True)])
+def test_known_encodings(header: str, gzipped: bool) -> None:
+    assert check_encoding(header) is gzipped
+
+
+def test_unknown_encoding() -> None:
+    with pytest.raises(UnsupportedMediaType, match="'br'"):
+        check_encoding("br")

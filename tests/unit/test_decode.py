@@ -1,0 +1,187 @@
+"""Decoding OTLP into rows: values, rejections one by one, NUL characters, links, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+
+from collector.decode import OtlpDecoder, TimeWindow
+from collector.errors import MalformedRequest
+from collector.rows import SPAN_COLUMNS
+
+NOW = 1_800_000_000_000_000_000
+WINDOW = TimeWindow.around(NOW, retention_days=7, future_skew_s=3600)
+
+
+def _request(**span_fields: object) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.add(key="service.name").value.string_value = "cart"
+    span = resource_spans.scope_spans.add().spans.add()
+    span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+    span.name, span.kind = "op", 2
+    span.start_time_unix_nano, span.end_time_unix_nano = NOW, NOW + 5
+    for name, value in span_fields.items():
+        setattr(span, name, value)
+    return request
+
+
+def _decode(request: ExportTraceServiceRequest) -> tuple[list[dict[str, object]], int, str]:
+    batch = OtlpDecoder().traces(request.SerializeToString(), WINDOW)
+    rows = [dict(zip(SPAN_COLUMNS, row, strict=True)) for row in batch.spans]
+    return rows, batch.rejected, batch.error_message
+
+
+def test_every_attribute_value_type() -> None:
+    request = _request()
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.extend(
+        [
+            KeyValue(key="s", value=AnyValue(string_value="x")),
+            KeyValue(key="b", value=AnyValue(bool_value=True)),
+            KeyValue(key="i", value=AnyValue(int_value=-(2**62))),
+            KeyValue(key="d", value=AnyValue(double_value=1.5)),
+            KeyValue(key="y", value=AnyValue(bytes_value=b"\x01\x02")),
+            KeyValue(
+                key="a",
+                value=AnyValue(array_value=ArrayValue(values=[AnyValue(int_value=1)] * 2)),
+            ),
+            KeyValue(
+                key="k",
+                value=AnyValue(
+                    kvlist_value=KeyValueList(
+                        values=[KeyValue(key="in", value=AnyValue(string_value="v"))]
+                    )
+                ),
+            ),
+            KeyValue(key="empty", value=AnyValue()),
+        ]
+    )
+    (row,), rejected, _ = _decode(request)
+    assert rejected == 0
+    assert json.loads(str(row["attributes"])) == {
+        "s": "x",
+        "b": True,
+        "i": -(2**62),
+        "d": 1.5,
+        "y": "AQI=",
+        "a": [1, 1],
+        "k": {"in": "v"},
+        "empty": None,
+    }
+    assert row["service"] == "cart"
+    assert row["parent_span_id"] is None
+
+
+def test_attribute_cache_does_not_mix_values() -> None:
+    decoder = OtlpDecoder()
+    seen = []
+    for value in ("a", "b", "a"):
+        request = _request()
+        span = request.resource_spans[0].scope_spans[0].spans[0]
+        span.attributes.add(key="k").value.string_value = value
+        batch = decoder.traces(request.SerializeToString(), WINDOW)
+        seen.append(json.loads(batch.spans[0][13]))
+    assert seen == [{"k": "a"}, {"k": "b"}, {"k": "a"}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"trace_id": b"\x01" * 15}, "trace_id must be 16 bytes"),
+        ({"trace_id": bytes(16)}, "not all zero"),
+        ({"span_id": b"\x01" * 9}, "span_id must be 8 bytes"),
+        ({"parent_span_id": b"\x01" * 3}, "parent_span_id must be empty or 8 bytes"),
+        ({"start_time_unix_nano": 0}, "start_time_unix_nano is missing"),
+        ({"start_time_unix_nano": NOW - 8 * 86_400 * 10**9}, "older than the retention"),
+        ({"start_time_unix_nano": NOW + 2 * 3600 * 10**9}, "too far in the future"),
+        ({"end_time_unix_nano": NOW - 1}, "end_time_unix_nano is before"),
+        ({"end_time_unix_nano": 2**64 - 1}, "end_time_unix_nano is too far in the future"),
+    ],
+)
+def test_bad_spans_are_rejected_one_by_one(fields: dict[str, object], reason: str) -> None:
+    request = _request(**fields)
+    good = request.resource_spans[0].scope_spans[0].spans.add()
+    good.CopyFrom(_request().resource_spans[0].scope_spans[0].spans[0])
+    rows, rejected, message = _decode(request)
+    assert rejected == 1
+    assert len(rows) == 1
+    assert reason in message
+
+
+def test_nul_characters_become_replacement_characters() -> None:
+    request = _request(name="a\x00b")
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.add(key="k\x00").value.string_value = "v\x00"
+    span.status.message = "bad\x00"
+    (row,), _, _ = _decode(request)
+    assert row["name"] == "a\ufffdb"
+    assert row["status_message"] == "bad\ufffd"
+    assert json.loads(str(row["attributes"])) == {"k\ufffd": "v\ufffd"}
+
+
+def test_links_keep_hex_ids_and_attributes() -> None:
+    request = _request()
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    link = span.links.add(trace_id=b"\xab" * 16, span_id=b"\xcd" * 8)
+    link.attributes.add(key="messaging.operation").value.string_value = "receive"
+    (row,), _, _ = _decode(request)
+    assert json.loads(str(row["links"])) == [
+        {
+            "trace_id": "ab" * 16,
+            "span_id": "cd" * 8,
+            "attributes": {"messaging.operation": "receive"},
+        }
+    ]
+
+
+def test_missing_service_name_is_unknown_service() -> None:
+    request = _request()
+    del request.resource_spans[0].resource.attributes[:]
+    (row,), _, _ = _decode(request)
+    assert row["service"] == "unknown_service"
+
+
+def test_malformed_bodies() -> None:
+    decoder = OtlpDecoder()
+    with pytest.raises(MalformedRequest, match="protobuf"):
+        decoder.traces(b"\xff\xff\xff", WINDOW)
+    with pytest.raises(MalformedRequest, match="JSON"):
+        decoder.traces(b"{", WINDOW, as_json=True)
+    with pytest.raises(MalformedRequest, match="object"):
+        decoder.traces(b"[]", WINDOW, as_json=True)
+
+
+def test_histogram_with_inconsistent_buckets_is_rejected() -> None:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="lat")
+    good = metric.histogram.data_points.add(time_unix_nano=NOW, count=3)
+    good.bucket_counts.extend([1, 2])
+    good.explicit_bounds.append(10.0)
+    bad = metric.histogram.data_points.add(time_unix_nano=NOW + 1, count=3)
+    bad.bucket_counts.extend([1, 2])
+    batch = OtlpDecoder().metrics(request.SerializeToString(), WINDOW)
+    assert (len(batch.points), batch.rejected) == (1, 1)
+    assert "one more entry than explicit_bounds" in batch.error_message
+
+
+def test_series_identity_depends_on_attributes_not_values() -> None:
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="reqs")
+    metric.sum.aggregation_temporality = 2
+    metric.sum.is_monotonic = True
+    for n, route in enumerate(["/a", "/a", "/b"]):
+        point = metric.sum.data_points.add(time_unix_nano=NOW + n, as_int=n)
+        point.attributes.add(key="route").value.string_value = route
+    batch = OtlpDecoder().metrics(request.SerializeToString(), WINDOW)
+    series_ids = [point[0] for point in batch.points]
+    assert series_ids[0] == series_ids[1] != series_ids[2]
+    assert len(batch.series) == 2
+    assert {s.is_monotonic for s in batch.series.values()} == {True}
