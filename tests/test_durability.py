@@ -83,7 +83,7 @@ def test_concurrent_requests_share_one_commit(database_url: str) -> None:
             lambda: PostgresWriter.connect(database_url, known), limits, IngestMetrics(registry)
         )
         await pipeline.start()
-        while not pipeline.healthy:
+        while not pipeline.healthy:  # noqa: ASYNC110 - the writers connect in the background
             await asyncio.sleep(0.01)
         decoder = OtlpDecoder()
         window = TimeWindow.around(time.time_ns(), 7, 60)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -165,13 +164,13 @@ def test_spans_over_grpc(server: RunningServer, gzip: bool) -> None:
 
 
 @pytest.fixture(params=["http", "grpc"])
-def metric_exporter(request: pytest.FixtureRequest, server: RunningServer) -> Iterator[Any]:
+def metric_exporter(request: pytest.FixtureRequest, server: RunningServer) -> MetricExporter:
     exporter: MetricExporter
     if request.param == "http":
         exporter = HttpMetricExporter(endpoint=f"{server.otlp_http}/v1/metrics", timeout=10)
     else:
         exporter = GrpcMetricExporter(endpoint=server.grpc_endpoint, insecure=True, timeout=10)
-    yield exporter
+    return exporter
 
 
 def _emit_metrics(exporter: MetricExporter, service: str) -> None:
