@@ -65,6 +65,14 @@ class PostgresWriter:
 
     async def write(self, batch: WriteBatch) -> None:
         """Write and commit `batch` in one transaction."""
+        try:
+            await self._write(batch)
+        except errors.CheckViolation:  # "no partition for row": one was dropped under us
+            for days in self._known.days.values():
+                days.clear()
+            await self._write(batch)
+
+    async def _write(self, batch: WriteBatch) -> None:
         await self._ensure_partitions("spans", (row[9] for row in batch.spans))
         await self._ensure_partitions("metric_points", (row[2] for row in batch.points))
         async with self._conn.transaction():
