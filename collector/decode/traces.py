@@ -35,6 +35,16 @@ def span_problem(
     return None
 
 
+def _link_problem(links: Iterable[Any]) -> str | None:
+    """Why a span's links cannot be stored, or None."""
+    for n, link in enumerate(links):
+        if len(link.trace_id) != 16 or link.trace_id == ZERO_TRACE_ID:
+            return f"links[{n}].trace_id must be 16 bytes (32 hex characters), not all zero"
+        if len(link.span_id) != 8 or link.span_id == ZERO_SPAN_ID:
+            return f"links[{n}].span_id must be 8 bytes (16 hex characters), not all zero"
+    return None
+
+
 class SpanDecoder:
     """Appends the spans of one scope to a batch; the hot loop of trace ingest."""
 
@@ -71,6 +81,12 @@ class SpanDecoder:
                 if problem is not None:
                     batch.reject(problem)
                     continue
+            links = span.links
+            if links:
+                problem = _link_problem(links)
+                if problem is not None:
+                    batch.reject(problem)
+                    continue
             status = span.status
             append(
                 (
@@ -88,7 +104,7 @@ class SpanDecoder:
                     status.code,
                     clean_text(status.message) if status.message else "",
                     encode(span.attributes),
-                    self._links(span.links) if span.links else None,
+                    self._links(links) if links else None,
                 )
             )
 

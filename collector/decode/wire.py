@@ -16,6 +16,7 @@ from google.rpc.status_pb2 import Status as PB2Status
 from collector.errors import MalformedRequest
 
 M = TypeVar("M", bound=Message)
+MAX_JSON_DEPTH = 64  # OTLP nests about 12 deep; kvlist values add a few levels each
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 
 
@@ -44,22 +45,25 @@ def parse_json(message: M, body: bytes) -> M:
     return message
 
 
-def hex_ids_to_base64(node: Any) -> None:
+def hex_ids_to_base64(document: dict[str, Any]) -> None:
     """OTLP/JSON carries ids as hex, protobuf JSON as base64: rewrite them in place.
 
-    An id that is not valid hex becomes a 1-byte id, which the span checks then reject with
-    a specific message instead of failing the whole request.
+    Walks with an explicit stack (a body nested 1,000 deep must be a 400, not a crash). An id
+    that is not valid hex becomes a 1-byte id, which the span checks then reject with a
+    specific message instead of failing the whole request.
     """
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_KEYS and isinstance(value, str):
-                node[key] = _hex_to_base64(value)
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise MalformedRequest(f"malformed OTLP/JSON body: nested deeper than {MAX_JSON_DEPTH}")
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if key in _ID_KEYS:
+                    node[key] = _hex_to_base64(value)
             elif isinstance(value, dict | list):
-                hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                hex_ids_to_base64(item)
+                stack.append((value, depth + 1))
 
 
 def _hex_to_base64(value: str) -> str:
