@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from collector.decode.attributes import AttributeEncoder, fingerprint
+from collector.decode.lazy import lazy_trace_request_class
 from collector.decode.metrics import MetricDecoder
 from collector.decode.traces import SpanDecoder
 from collector.decode.window import TimeWindow
@@ -48,8 +49,9 @@ class OtlpDecoder:
 
     def traces(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
         """Decode an `ExportTraceServiceRequest` body."""
-        parse = parse_json if as_json else parse_protobuf
-        request = parse(ExportTraceServiceRequest(), body)
+        if as_json:  # the JSON mapping needs the real schema; then the same path as protobuf
+            body = parse_json(ExportTraceServiceRequest(), body).SerializeToString()
+        request = parse_protobuf(lazy_trace_request_class()(), body)
         batch = DecodedBatch()
         for resource_spans in request.resource_spans:
             resource = self._resource_row(resource_spans.resource)

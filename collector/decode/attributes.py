@@ -2,7 +2,8 @@
 
 Attribute lists are the hot spot of decoding: a span carries about ten, and most key/value
 pairs repeat from span to span (methods, routes, hosts). `AttributeEncoder` caches the JSON
-fragment of each serialized KeyValue, which halves the cost per span; the cache is bounded.
+fragment of each serialized KeyValue (spans arrive with attributes unparsed, see
+`collector.decode.lazy`), so a repeated pair costs one dict lookup; the cache is bounded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue as PB2KeyValue
+
+from collector.errors import MalformedRequest
 
 CACHE_LIMIT = 200_000
 
@@ -55,19 +60,22 @@ class AttributeEncoder:
         """The attributes as a dict (later duplicates of a key win, as in jsonb)."""
         return {clean_text(kv.key): any_value(kv.value) for kv in attributes}
 
-    def encode(self, attributes: Iterable[Any]) -> str:
-        """The attributes as a JSON object text."""
+    def encode(self, attributes: Iterable[bytes]) -> str:
+        """Serialized KeyValues (see `collector.decode.lazy`) as a JSON object text."""
         fragments = self._fragments
         parts = []
-        for kv in attributes:
-            raw = kv.SerializeToString()
+        for raw in attributes:
             fragment = fragments.get(raw)
             if fragment is None:
-                fragment = self._fragment(kv, raw)
+                fragment = self._fragment(raw)
             parts.append(fragment)
         return "{" + ",".join(parts) + "}"
 
-    def _fragment(self, kv: Any, raw: bytes) -> str:
+    def _fragment(self, raw: bytes) -> str:
+        try:
+            kv = PB2KeyValue.FromString(raw)
+        except DecodeError as exc:
+            raise MalformedRequest(f"malformed protobuf body: bad span attribute: {exc}") from exc
         text = orjson.dumps({clean_text(kv.key): any_value(kv.value)}).decode()[1:-1]
         if len(self._fragments) >= self._limit:
             self._fragments.clear()
