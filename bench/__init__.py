@@ -1,0 +1,1 @@
+"""Benchmarks of meshlens; see README.md. Run from the repository root."""
