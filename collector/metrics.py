@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from collector.deriver import DeriveStats
+
 
 class IngestMetrics:
     """Accepted, rejected and refused items; batch sizes; commit latency; queue depth."""
@@ -62,3 +64,30 @@ class IngestMetrics:
             "Writer connections currently connected to the database.",
             registry=registry,
         )
+        self.derived_requests = Counter(
+            "meshlens_derive_requests",
+            "Requests the deriver put on edges, by how: paired halves, or a client half that "
+            "expired unpaired (a call to a virtual node).",
+            ["how"],
+            registry=registry,
+        )
+        self.unpaired_server_halves = Counter(
+            "meshlens_derive_unpaired_server_halves",
+            "Server halves whose client half never arrived within the pairing window.",
+            registry=registry,
+        )
+        self.derive_seconds = Histogram(
+            "meshlens_derive_run_seconds",
+            "Time of one derivation pass (pairing and folding into rollups).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+    def observe_derivation(self, stats: DeriveStats, seconds: float) -> None:
+        """Count what one derivation pass did."""
+        if not stats.ran:
+            return
+        self.derive_seconds.observe(seconds)
+        self.derived_requests.labels("paired").inc(stats.pairs)
+        self.derived_requests.labels("virtual").inc(stats.expired_client_halves)
+        self.unpaired_server_halves.inc(stats.expired_server_halves)

@@ -223,6 +223,7 @@ def _merge(batches: Iterable[DecodedBatch]) -> WriteBatch:
         merged.resources.update(batch.resources)
         merged.series.update(batch.series)
         merged.spans.extend(batch.spans)
+        merged.facts.extend(batch.facts)
         merged.points.extend(batch.points)
     return merged
 

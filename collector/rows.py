@@ -7,6 +7,10 @@ These are plain tuples and small dataclasses: the wire types (`opentelemetry.pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collector.derive import SpanFacts
 
 # Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
 SPAN_COLUMNS = (
@@ -107,6 +111,7 @@ class DecodedBatch:
 
     resources: dict[int, ResourceRow] = field(default_factory=dict)
     spans: list[SpanRow] = field(default_factory=list)
+    facts: list[SpanFacts] = field(default_factory=list)
     series: dict[int, SeriesRow] = field(default_factory=dict)
     points: list[PointRow] = field(default_factory=list)
     rejected: int = 0

@@ -14,9 +14,40 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
+from collector.derive import BatchDerivation, SpanFacts
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, PointRow, ResourceRow, SeriesRow, SpanRow
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
+
+HALF_COLUMNS = (
+    "trace_id",
+    "span_id",
+    "side",
+    "service",
+    "start_unix_nano",
+    "duration_ns",
+    "error",
+    "mtls",
+    "peer",
+    "peer_type",
+)
+ROLLUP_INBOX_COLUMNS = (
+    "kind",
+    "minute_unix",
+    "a",
+    "b",
+    "c",
+    "d",
+    "source_kind",
+    "requests",
+    "errors",
+    "latency_keys",
+    "latency_counts",
+    "mtls_mutual",
+    "mtls_tls",
+    "mtls_plaintext",
+    "mtls_unknown",
+)
 
 
 @dataclass(slots=True)
@@ -26,6 +57,7 @@ class WriteBatch:
     resources: dict[int, ResourceRow] = field(default_factory=dict)
     series: dict[int, SeriesRow] = field(default_factory=dict)
     spans: list[SpanRow] = field(default_factory=list)
+    facts: list[SpanFacts] = field(default_factory=list)
     points: list[PointRow] = field(default_factory=list)
 
 
@@ -79,7 +111,8 @@ class PostgresWriter:
             await self._insert_resources(batch.resources.values())
             await self._insert_series(batch.series.values())
             if batch.spans:
-                await self._copy_idempotent("spans", SPAN_COLUMNS, batch.spans)
+                inserted = await self._copy_idempotent("spans", SPAN_COLUMNS, batch.spans)
+                await self._derive(batch.facts, inserted)
             if batch.points:
                 await self._copy_idempotent("metric_points", POINT_COLUMNS, batch.points)
         self._known.resources.update(batch.resources)
@@ -127,14 +160,31 @@ class PostgresWriter:
             columns,
         )
 
+    async def _derive(
+        self, facts: list[SpanFacts], inserted: set[tuple[bytes, bytes]] | None
+    ) -> None:
+        """Queue what the spans really inserted (not resends) mean for the graph and signals."""
+        if inserted is not None:
+            facts = [f for f in facts if (f.trace_id, f.span_id) in inserted]
+        derived = BatchDerivation().add_all(facts)
+        if derived.halves:
+            await self._copy("edge_halves_inbox", HALF_COLUMNS, derived.halves)
+        if derived.rollups:
+            await self._copy("rollup_inbox", ROLLUP_INBOX_COLUMNS, derived.rollup_rows())
+
     async def _copy_idempotent(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
+    ) -> set[tuple[bytes, bytes]] | None:
+        """COPY `rows`; with resends among them, insert the new ones only.
+
+        Returns None when every row was new, else the (first two columns of the) inserted rows.
+        """
         try:
             async with self._conn.transaction():  # a savepoint: the fast path may fail
                 await self._copy(table, columns, rows)
+            return None
         except errors.UniqueViolation:
-            await self._copy_deduplicated(table, columns, rows)
+            return await self._copy_deduplicated(table, columns, rows)
 
     async def _copy(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -148,7 +198,7 @@ class PostgresWriter:
 
     async def _copy_deduplicated(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> None:
+    ) -> set[tuple[bytes, bytes]]:
         staging = f"{table}_incoming"
         await self._conn.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
@@ -157,8 +207,10 @@ class PostgresWriter:
         )
         await self._copy(staging, columns, rows)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        await self._conn.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                sql.Identifier(table), names, names, sql.Identifier(staging)
-            )
+        first_two = sql.SQL(", ").join(map(sql.Identifier, columns[:2]))
+        cursor = await self._conn.execute(
+            sql.SQL(
+                "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}"
+            ).format(sql.Identifier(table), names, names, sql.Identifier(staging), first_two)
         )
+        return {(row[0], row[1]) for row in await cursor.fetchall()}

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -113,6 +114,83 @@ Index(
     metric_points.c.series_id,
     metric_points.c.time_unix_nano,
     unique=True,
+)
+
+
+def _half_columns() -> list[Column[object]]:
+    return [
+        Column("trace_id", LargeBinary, nullable=False),
+        Column("span_id", LargeBinary, nullable=False, comment="the CLIENT/PRODUCER span id"),
+        Column("side", SmallInteger, nullable=False, comment="1 client, 2 server"),
+        Column("service", Text, nullable=False),
+        Column("start_unix_nano", BigInteger, nullable=False),
+        Column("duration_ns", BigInteger, nullable=False),
+        Column("error", Boolean, nullable=False, comment="by this side's own rules"),
+        Column("mtls", SmallInteger, nullable=False, comment="0 unknown 1 plain 2 tls 3 mutual"),
+        Column("peer", Text, nullable=False, comment="client halves: node if never paired"),
+        Column("peer_type", Text, nullable=False),
+    ]
+
+
+def _signal_columns() -> list[Column[object]]:
+    return [
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("latency_keys", ARRAY(SmallInteger), nullable=False),
+        Column("latency_counts", ARRAY(BigInteger), nullable=False),
+        Column("mtls_mutual", BigInteger, nullable=False),
+        Column("mtls_tls", BigInteger, nullable=False),
+        Column("mtls_plaintext", BigInteger, nullable=False),
+        Column("mtls_unknown", BigInteger, nullable=False),
+    ]
+
+
+edge_halves_inbox = Table("edge_halves_inbox", metadata, *_half_columns())
+
+edge_halves = Table(
+    "edge_halves",
+    metadata,
+    *_half_columns(),
+    Column("arrived_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("trace_id", "span_id", "side"),
+)
+Index("edge_halves_arrived", edge_halves.c.arrived_at)
+
+rollup_inbox = Table(
+    "rollup_inbox",
+    metadata,
+    Column("kind", Text, nullable=False, comment="service or edge"),
+    Column("minute_unix", BigInteger, nullable=False),
+    Column("a", Text, nullable=False, comment="service | source"),
+    Column("b", Text, nullable=False, comment="operation | source type"),
+    Column("c", Text, nullable=False, comment="version | target"),
+    Column("d", Text, nullable=False, comment="'' | target type"),
+    Column("source_kind", Text, nullable=False),
+    *_signal_columns(),
+)
+
+service_rollups = Table(
+    "service_rollups",
+    metadata,
+    Column("resolution", Integer, primary_key=True, comment="seconds: 60 or 3600"),
+    Column("bucket_unix", BigInteger, primary_key=True),
+    Column("service", Text, primary_key=True),
+    Column("operation", Text, primary_key=True, comment="'' in service and version rows"),
+    Column("version", Text, primary_key=True, comment="'' in service and operation rows"),
+    *_signal_columns(),
+)
+
+edge_rollups = Table(
+    "edge_rollups",
+    metadata,
+    Column("resolution", Integer, primary_key=True),
+    Column("bucket_unix", BigInteger, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("source_type", Text, nullable=False),
+    Column("target", Text, primary_key=True),
+    Column("target_type", Text, nullable=False),
+    Column("source_kind", Text, primary_key=True, comment="traces or mesh-metrics"),
+    *_signal_columns(),
 )
 
 PARTITIONED_TABLES = {"spans": "start_unix_nano", "metric_points": "time_unix_nano"}

@@ -16,9 +16,11 @@ from collections.abc import Generator
 import psycopg
 import uvicorn
 from prometheus_client import CollectorRegistry
+from psycopg import sql
 from starlette.types import ASGIApp
 
 from api.app import create_app
+from collector.deriver import Deriver
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
 from collector.metrics import IngestMetrics
@@ -68,6 +70,7 @@ async def serve(settings: Settings, database: Database) -> None:
     await grpc_server.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
     maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
+    deriving = asyncio.create_task(_derive_loop(database, settings, metrics))
     try:
         await _wait_started(web, tasks)
         _announce(settings)
@@ -75,6 +78,7 @@ async def serve(settings: Settings, database: Database) -> None:
     finally:
         log.info("meshlens is stopping")
         maintenance.cancel()
+        deriving.cancel()
         for server in web:
             server.should_exit = True
         await grpc_server.stop(grace=5)
@@ -163,6 +167,22 @@ async def _maintenance_loop(database: Database, settings: Settings, known: Known
             log.warning("partition maintenance failed (%s); will retry", exc)
 
 
+async def _derive_loop(database: Database, settings: Settings, metrics: IngestMetrics) -> None:
+    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors."""
+    deriver = Deriver(settings.pairing_window_seconds)
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(database.url) as conn:
+                while True:
+                    started = time.perf_counter()
+                    stats = await deriver.run_once(conn)
+                    metrics.observe_derivation(stats, time.perf_counter() - started)
+                    await asyncio.sleep(settings.derive_interval_seconds)
+        except (psycopg.Error, OSError) as exc:
+            log.warning("derivation failed (%s); retrying", exc)
+            await asyncio.sleep(settings.derive_interval_seconds)
+
+
 async def _maintain_partitions(database: Database, settings: Settings, known: KnownRows) -> None:
     """Create today's and the next days' partitions; drop those past retention."""
     now = time.time_ns()
@@ -179,3 +199,9 @@ async def _maintain_partitions(database: Database, settings: Settings, known: Kn
             wanted = range(today - days, today + DAYS_AHEAD + 1)
             await partitions.create_partitions(conn, table, wanted)
             known.days[table] = await partitions.existing_days(conn, table)
+        horizon_unix = now // 1_000_000_000 - settings.rollup_retention_days * 86_400
+        for rollups in ("service_rollups", "edge_rollups"):
+            await conn.execute(
+                sql.SQL("DELETE FROM {} WHERE bucket_unix < %s").format(sql.Identifier(rollups)),
+                (horizon_unix,),
+            )

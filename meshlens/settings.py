@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     point_retention_days: int = Field(
         7, ge=1, description="Days of raw metric points kept; older daily partitions are dropped."
     )
+    rollup_retention_days: int = Field(
+        90, ge=1, description="Days of derived per-minute and per-hour signals kept."
+    )
+    pairing_window_seconds: float = Field(
+        300,
+        gt=0,
+        description=(
+            "How long a client span waits for its server half before it counts as a call to "
+            "an uninstrumented (virtual) node."
+        ),
+    )
+    derive_interval_seconds: float = Field(
+        2, gt=0, description="How often halves are paired and signals folded into rollups."
+    )
     max_future_skew_seconds: int = Field(
         86400,
         ge=0,

@@ -35,6 +35,7 @@ from collector.decode.wire import (
     status_body,
 )
 from collector.rows import DecodedBatch, ResourceRow
+from meshlens.signals import classify
 
 UNKNOWN_SERVICE = "unknown_service"
 
@@ -43,7 +44,7 @@ class OtlpDecoder:
     """Turns OTLP export requests into rows. Holds bounded caches; reuse it across requests."""
 
     def __init__(self) -> None:
-        self._attributes = AttributeEncoder()
+        self._attributes = AttributeEncoder(classify.SPAN_KEYS)
         self._spans = SpanDecoder(self._attributes)
         self._metrics = MetricDecoder(self._attributes)
 
@@ -54,10 +55,12 @@ class OtlpDecoder:
         request = parse_protobuf(lazy_trace_request_class()(), body)
         batch = DecodedBatch()
         for resource_spans in request.resource_spans:
-            resource = self._resource_row(resource_spans.resource)
+            attributes = self._attributes.as_dict(resource_spans.resource.attributes)
+            resource = self._resource_row(attributes)
             batch.resources[resource.id] = resource
             for scope_spans in resource_spans.scope_spans:
-                self._spans.decode(batch, scope_spans.spans, resource, scope_spans.scope, window)
+                spans, scope = scope_spans.spans, scope_spans.scope
+                self._spans.decode(batch, spans, resource, attributes, scope, window)
         return batch
 
     def metrics(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
@@ -66,7 +69,9 @@ class OtlpDecoder:
         request = parse(ExportMetricsServiceRequest(), body)
         batch = DecodedBatch()
         for resource_metrics in request.resource_metrics:
-            resource = self._resource_row(resource_metrics.resource)
+            resource = self._resource_row(
+                self._attributes.as_dict(resource_metrics.resource.attributes)
+            )
             batch.resources[resource.id] = resource
             for scope_metrics in resource_metrics.scope_metrics:
                 scope_name = scope_metrics.scope.name
@@ -74,9 +79,8 @@ class OtlpDecoder:
                     self._metrics.decode(batch, metric, resource, scope_name, window)
         return batch
 
-    def _resource_row(self, resource: Any) -> ResourceRow:
+    def _resource_row(self, attributes: dict[str, Any]) -> ResourceRow:
         """The resource as a row keyed by the fingerprint of its sorted attributes."""
-        attributes = self._attributes.as_dict(resource.attributes)
         canonical = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
         service = attributes.get("service.name")
         if not isinstance(service, str) or not service:

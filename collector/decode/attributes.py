@@ -20,6 +20,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue as PB2KeyValue
 from collector.errors import MalformedRequest
 
 CACHE_LIMIT = 200_000
+_Entry = tuple[str, str | None, Any]  # JSON fragment, key when picked, value
 
 
 def fingerprint(canonical: bytes) -> int:
@@ -52,32 +53,40 @@ def any_value(value: Any) -> Any:
 class AttributeEncoder:
     """Encodes repeated KeyValue fields; keeps a bounded cache of per-pair JSON fragments."""
 
-    def __init__(self, cache_limit: int = CACHE_LIMIT) -> None:
-        self._fragments: dict[bytes, str] = {}
+    def __init__(self, picked_keys: frozenset[str], cache_limit: int = CACHE_LIMIT) -> None:
+        self._entries: dict[bytes, _Entry] = {}
+        self._picked_keys = picked_keys
         self._limit = cache_limit
 
     def as_dict(self, attributes: Iterable[Any]) -> dict[str, Any]:
         """The attributes as a dict (later duplicates of a key win, as in jsonb)."""
         return {clean_text(kv.key): any_value(kv.value) for kv in attributes}
 
-    def encode(self, attributes: Iterable[bytes]) -> str:
-        """Serialized KeyValues (see `collector.decode.lazy`) as a JSON object text."""
-        fragments = self._fragments
+    def encode(self, attributes: Iterable[bytes], picked: dict[str, Any]) -> str:
+        """Serialized KeyValues (see `collector.decode.lazy`) as a JSON object text.
+
+        The values of the attributes derivation reads (`picked_keys`) are put in `picked`.
+        """
+        entries = self._entries
         parts = []
         for raw in attributes:
-            fragment = fragments.get(raw)
-            if fragment is None:
-                fragment = self._fragment(raw)
-            parts.append(fragment)
+            entry = entries.get(raw)
+            if entry is None:
+                entry = self._entry(raw)
+            parts.append(entry[0])
+            if entry[1] is not None:
+                picked[entry[1]] = entry[2]
         return "{" + ",".join(parts) + "}"
 
-    def _fragment(self, raw: bytes) -> str:
+    def _entry(self, raw: bytes) -> _Entry:
         try:
             kv = PB2KeyValue.FromString(raw)
         except DecodeError as exc:
             raise MalformedRequest(f"malformed protobuf body: bad span attribute: {exc}") from exc
-        text = orjson.dumps({clean_text(kv.key): any_value(kv.value)}).decode()[1:-1]
-        if len(self._fragments) >= self._limit:
-            self._fragments.clear()
-        self._fragments[raw] = text
-        return text
+        key, value = clean_text(kv.key), any_value(kv.value)
+        text = orjson.dumps({key: value}).decode()[1:-1]
+        entry = (text, key if key in self._picked_keys else None, value)
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[raw] = entry
+        return entry

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from collector.decode.attributes import AttributeEncoder, clean_text
 from collector.decode.window import TimeWindow
+from collector.derive import span_facts
 from collector.rows import DecodedBatch, ResourceRow
 
 ZERO_TRACE_ID = bytes(16)
@@ -56,12 +57,15 @@ class SpanDecoder:
         batch: DecodedBatch,
         spans: Iterable[Any],
         resource: ResourceRow,
+        resource_attributes: Mapping[str, Any],
         scope: Any,
         window: TimeWindow,
     ) -> None:
-        """Append every storable span to `batch.spans`, rejecting the others one by one."""
+        """Append every storable span to `batch.spans` (and its facts to `batch.facts`),
+        rejecting the others one by one."""
         encode = self._attributes.encode
         append = batch.spans.append
+        append_facts = batch.facts.append
         resource_id, service = resource.id, resource.service
         scope_name, scope_version = clean_text(scope.name), clean_text(scope.version)
         earliest, latest = window.earliest_unix_nano, window.latest_unix_nano
@@ -88,6 +92,12 @@ class SpanDecoder:
                     batch.reject(problem)
                     continue
             status = span.status
+            picked: dict[str, Any] = {}
+            attributes = encode(span.attributes, picked)
+            link_keys = tuple((link.trace_id, link.span_id) for link in links) if links else ()
+            facts = span_facts(span, service, picked, resource_attributes, link_keys)
+            if facts is not None:
+                append_facts(facts)
             append(
                 (
                     trace_id,
@@ -103,7 +113,7 @@ class SpanDecoder:
                     end,
                     status.code,
                     clean_text(status.message) if status.message else "",
-                    encode(span.attributes),
+                    attributes,
                     self._links(links) if links else None,
                 )
             )

@@ -1,0 +1,298 @@
+"""The service graph and signals derived from spans, as the deriver leaves them in the rollups.
+
+A real `meshlens serve` (two of them for the split-collector case) with a short pairing window;
+spans are hand-made OTLP so each case controls ids, order and timing exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from meshlens.signals.histogram import LatencyHistogram
+from tests.otlp_payloads import SpanSpec, new_ids, spans_request
+from tests.support import DatabaseFactory, RunningServer, running_server
+
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
+FAST = {"MESHLENS_PAIRING_WINDOW_SECONDS": "3", "MESHLENS_DERIVE_INTERVAL_SECONDS": "0.3"}
+
+
+@pytest.fixture(scope="module")
+def twin_servers(
+    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two collector processes on one database."""
+    url = databases.create()
+    logs = tmp_path_factory.mktemp("derive")
+    with (
+        running_server(url, logs / "a.log", **FAST) as first,
+        running_server(url, logs / "b.log", **FAST) as second,
+    ):
+        yield first, second
+
+
+def _send(server: RunningServer, specs: list[SpanSpec]) -> None:
+    body = spans_request(specs).SerializeToString()
+    answer = httpx.post(
+        f"{server.otlp_http}/v1/traces",
+        content=body,
+        headers={"content-type": "application/x-protobuf"},
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def _names() -> Callable[[str], str]:
+    tag = uuid.uuid4().hex[:6]
+    return lambda name: f"{name}-{tag}"
+
+
+def _edges(server: RunningServer, source: str) -> dict[tuple[str, str], dict[str, Any]]:
+    rows = server.query(
+        "SELECT target, target_type, sum(requests), sum(errors), sum(mtls_mutual),"
+        " sum(mtls_tls), sum(mtls_plaintext), sum(mtls_unknown) FROM edge_rollups"
+        " WHERE resolution = 60 AND source = %s GROUP BY 1, 2",
+        (source,),
+    )
+    keys = ("requests", "errors", "mutual", "tls", "plaintext", "unknown")
+    return {(r[0], r[1]): dict(zip(keys, map(int, r[2:]), strict=True)) for r in rows}
+
+
+def _wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("derived state did not appear in time")
+        time.sleep(0.2)
+
+
+def test_halves_in_reverse_order_across_two_collectors(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, second = twin_servers
+    name = _names()
+    trace_id, client_id = new_ids()
+    server_half = SpanSpec(name("orders"), SERVER, trace_id, os.urandom(8), client_id)
+    client_half = SpanSpec(name("web"), CLIENT, trace_id, client_id, duration_ns=40_000_000)
+    _send(second, [server_half])  # the server half first, through the other process
+    time.sleep(1.0)
+    _send(first, [client_half])
+    _wait_for(lambda: bool(_edges(first, name("web"))))
+    time.sleep(4)  # past the pairing window: nothing more may appear
+    assert _edges(first, name("web")) == {
+        (name("orders"), "service"): {
+            "requests": 1,
+            "errors": 0,
+            "mutual": 0,
+            "tls": 0,
+            "plaintext": 0,
+            "unknown": 1,
+        }
+    }
+
+
+def test_resent_halves_count_once(twin_servers: tuple[RunningServer, RunningServer]) -> None:
+    first, second = twin_servers
+    name = _names()
+    specs = []
+    for _ in range(3):
+        trace_id, client_id = new_ids()
+        specs.append(SpanSpec(name("web"), CLIENT, trace_id, client_id))
+        specs.append(SpanSpec(name("cart"), SERVER, trace_id, os.urandom(8), client_id))
+    for server in (first, second, first):
+        _send(server, specs)
+    time.sleep(4)
+    assert _edges(first, name("web"))[(name("cart"), "service")]["requests"] == 3
+    totals = first.query(
+        "SELECT sum(requests) FROM service_rollups WHERE resolution = 60 AND service = %s"
+        " AND operation = '' AND version = ''",
+        (name("cart"),),
+    )
+    assert totals == [(3,)]
+
+
+def test_unpaired_client_span_becomes_a_virtual_node(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    trace_id, span_id = new_ids()
+    payments = SpanSpec(
+        name("checkout"),
+        CLIENT,
+        trace_id,
+        span_id,
+        attributes={"server.address": "api.stripe.com", "http.response.status_code": 503},
+    )
+    _send(first, [payments])
+    time.sleep(1)
+    assert _edges(first, name("checkout")) == {}  # still waiting for a server half
+    _wait_for(lambda: bool(_edges(first, name("checkout"))))
+    edge = _edges(first, name("checkout"))[("api.stripe.com", "external")]
+    assert (edge["requests"], edge["errors"]) == (1, 1)  # client rules: 5xx
+
+
+def test_database_calls_count_at_once_and_roots_come_from_user(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    trace_id, root_id = new_ids()
+    root = SpanSpec(name("api"), SERVER, trace_id, root_id, attributes={"http.route": "/x"})
+    query = SpanSpec(
+        name("api"),
+        CLIENT,
+        trace_id,
+        os.urandom(8),
+        root_id,
+        attributes={"db.system": "postgresql", "db.namespace": "orders"},
+    )
+    _send(first, [root, query])
+    _wait_for(lambda: bool(_edges(first, name("api"))) and bool(_edges(first, "user")))
+    assert (name("api"), "service") in _edges(first, "user")
+    edges = _edges(first, name("api"))
+    assert [key[1] for key in edges] == ["database"]
+
+
+def test_producer_and_consumer_joined_by_a_link(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    producer_trace, producer_id = new_ids()
+    consumer_trace, consumer_id = new_ids()
+    producer = SpanSpec(
+        name("orders"),
+        PRODUCER,
+        producer_trace,
+        producer_id,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": "orders"},
+    )
+    consumer = SpanSpec(
+        name("billing"),
+        CONSUMER,
+        consumer_trace,
+        consumer_id,
+        links=[(producer_trace, producer_id)],
+    )
+    _send(first, [consumer])
+    _send(first, [producer])
+    _wait_for(lambda: bool(_edges(first, name("orders"))))
+    time.sleep(4)
+    assert set(_edges(first, name("orders"))) == {(name("billing"), "service")}
+
+
+def test_proxy_spans_count_for_the_workload_they_front(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    trace_id, client_id = new_ids()
+    envoy_client = SpanSpec(
+        f"{name('productpage')}.default",
+        CLIENT,
+        trace_id,
+        client_id,
+        attributes={"istio.canonical_service": name("productpage")},
+    )
+    envoy_server = SpanSpec(
+        f"{name('reviews')}.default",
+        SERVER,
+        trace_id,
+        os.urandom(8),
+        client_id,
+        attributes={"istio.canonical_service": name("reviews")},
+    )
+    _send(first, [envoy_client, envoy_server])
+    _wait_for(lambda: bool(_edges(first, name("productpage"))))
+    assert set(_edges(first, name("productpage"))) == {(name("reviews"), "service")}
+
+
+def test_mtls_states_from_span_attributes(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    tls_states: list[dict[str, object]] = [
+        {"tls.established": True, "tls.client.subject": "CN=web"},
+        {"tls.established": True},
+        {"tls.established": False},
+        {},
+    ]
+    specs = []
+    for attributes in tls_states:
+        trace_id, client_id = new_ids()
+        specs.append(SpanSpec(name("web"), CLIENT, trace_id, client_id))
+        specs.append(
+            SpanSpec(
+                name("db-api"), SERVER, trace_id, os.urandom(8), client_id, attributes=attributes
+            )
+        )
+    _send(first, specs)
+    _wait_for(lambda: bool(_edges(first, name("web"))))
+    edge = _edges(first, name("web"))[(name("db-api"), "service")]
+    assert (edge["mutual"], edge["tls"], edge["plaintext"], edge["unknown"]) == (1, 1, 1, 1)
+
+
+def test_versions_split_90_10_and_percentiles(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, _ = twin_servers
+    name = _names()
+    durations = [(n % 50 + 1) * 1_000_000 for n in range(100)]
+    specs = [
+        SpanSpec(
+            name("reviews"),
+            SERVER,
+            *new_ids(),
+            duration_ns=duration,
+            resource={"service.version": "v2" if n % 10 == 0 else "v1"},
+            status_code=2 if n % 10 == 0 else 0,
+        )
+        for n, duration in enumerate(durations)
+    ]
+    _send(first, specs)
+
+    def versions() -> dict[str, tuple[int, int]]:
+        rows = first.query(
+            "SELECT version, sum(requests), sum(errors) FROM service_rollups WHERE resolution = 60"
+            " AND service = %s AND operation = '' AND version <> '' GROUP BY version",
+            (name("reviews"),),
+        )
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+    _wait_for(lambda: sum(v[0] for v in versions().values()) == 100)
+    assert versions() == {"v1": (90, 0), "v2": (10, 10)}
+    rows = first.query(
+        "SELECT latency_keys, latency_counts FROM service_rollups WHERE resolution = 60"
+        " AND service = %s AND operation = '' AND version = ''",
+        (name("reviews"),),
+    )
+    merged = LatencyHistogram()
+    for keys, counts in rows:
+        merged.merge(LatencyHistogram.from_arrays(keys, counts))
+    exact = sorted(durations)
+    for q, rank in ((0.5, 50), (0.95, 95), (0.99, 99)):
+        estimate = merged.quantile(q)
+        assert estimate is not None
+        assert abs(estimate - exact[rank - 1]) <= 0.05 * exact[rank - 1]
+
+
+def test_deriver_state_survives_a_restart(databases: DatabaseFactory, tmp_path: Path) -> None:
+    """A client half written before a restart pairs with a server half sent after it."""
+    url = databases.create()
+    name = _names()
+    trace_id, client_id = new_ids()
+    slow = {**FAST, "MESHLENS_PAIRING_WINDOW_SECONDS": "60"}
+    with running_server(url, tmp_path / "1.log", **slow) as server:
+        _send(server, [SpanSpec(name("web"), CLIENT, trace_id, client_id)])
+    with running_server(url, tmp_path / "2.log", **slow) as server:
+        _send(server, [SpanSpec(name("api"), SERVER, trace_id, os.urandom(8), client_id)])
+        _wait_for(lambda: bool(_edges(server, name("web"))))
+        assert set(_edges(server, name("web"))) == {(name("api"), "service")}
