@@ -1,37 +1,41 @@
 """From stored spans to what the deriver needs: request halves and pre-aggregated signals.
 
-At ingest, each span is classified once (`span_facts`). After its batch is written, the facts
-of the spans actually inserted (resends are not) become:
+At ingest, each span is classified once (`SpanClassifier`). After its batch is written, the
+facts of the spans actually inserted (resends are not) become:
 - service signals (entry spans: SERVER, CONSUMER), aggregated per minute for the service total,
   per operation and per version, ready to fold into rollups;
 - edges known at once: a root SERVER span is a request from the virtual client `user`, a
-  CLIENT span that names a database is a request to that database node;
-- halves for pairing in PostgreSQL: every other CLIENT/PRODUCER span, and every SERVER/CONSUMER
-  span with a parent (or with links, for asynchronous messaging).
+  CLIENT span that names a database is a request to that database node, and a client and
+  server half that arrive in the same batch are paired here already;
+- halves for pairing in PostgreSQL: the remaining CLIENT/PRODUCER spans, and SERVER/CONSUMER
+  spans with a parent (or with links, for asynchronous messaging) whose client half was not
+  in the batch.
+This runs on the ingest path, so it is written for speed: facts are tuples, per-resource
+answers are cached, and a client span's virtual peer is only worked out if it stays unpaired.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from meshlens.signals import classify
-from meshlens.signals.histogram import LatencyHistogram
+from meshlens.signals.histogram import LatencyHistogram, bucket_of
 
 NANOS_PER_MINUTE = 60 * 1_000_000_000
 CLIENT_SIDE, SERVER_SIDE = 1, 2
 SPAN_KIND_SERVER = 2
 UNKNOWN_VERSION = "unknown"
 USER = "user"
+_CACHE_LIMIT = 10_000
 
 # edge_halves_inbox row: trace_id, span_id, side, service, start, duration, error, mtls,
 # peer, peer_type
 HalfRow = tuple[bytes, bytes, int, str, int, int, bool, int, str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class SpanFacts:
+class SpanFacts(NamedTuple):
     """What derivation needs of one span, classified once at ingest."""
 
     trace_id: bytes
@@ -42,45 +46,84 @@ class SpanFacts:
     service: str
     start_unix_nano: int
     duration_ns: int
+    latency_key: int
     error: bool
     mtls: int
     operation: str
     version: str
-    peer: str
-    peer_type: str
     is_database: bool
+    attributes: Mapping[str, Any]  # the picked span attributes, for a virtual peer later
 
 
-def span_facts(
-    span: Any,
-    service: str,
-    attributes: Mapping[str, Any],
-    resource: Mapping[str, Any],
-    links: tuple[tuple[bytes, bytes], ...],
-) -> SpanFacts | None:
-    """Classify one decoded span; None for spans derivation ignores (INTERNAL, unset kind)."""
-    kind = span.kind
-    entry, exit_ = classify.is_entry(kind), classify.is_exit(kind)
-    if not entry and not exit_:
-        return None
-    peer, peer_type = classify.virtual_peer(attributes) if exit_ else ("", "")
-    return SpanFacts(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        links=links,
-        kind=kind,
-        service=classify.workload_service(service, attributes, resource),
-        start_unix_nano=span.start_time_unix_nano,
-        duration_ns=span.end_time_unix_nano - span.start_time_unix_nano,
-        error=classify.is_error(kind, span.status.code, attributes),
-        mtls=classify.mtls_state(attributes),
-        operation=classify.operation(span.name, attributes) or span.name or "unknown",
-        version=classify.version(attributes, resource) or UNKNOWN_VERSION,
-        peer=peer,
-        peer_type=peer_type,
-        is_database=exit_ and classify.is_database_call(attributes),
-    )
+class SpanClassifier:
+    """Classifies spans for derivation, caching what depends only on the resource."""
+
+    def __init__(self) -> None:
+        self._services: dict[tuple[int, str, Any, Any], str] = {}
+        self._versions: dict[tuple[int, Any], str] = {}
+
+    def facts(
+        self,
+        span: Any,
+        resource_id: int,
+        service: str,
+        attributes: Mapping[str, Any],
+        resource: Mapping[str, Any],
+        links: tuple[tuple[bytes, bytes], ...],
+    ) -> SpanFacts | None:
+        """Classify one decoded span; None for spans derivation ignores (INTERNAL, unset)."""
+        kind = span.kind
+        exit_ = kind in (3, 4)
+        if not exit_ and kind not in (2, 5):
+            return None
+        start = span.start_time_unix_nano
+        duration = span.end_time_unix_nano - start
+        return SpanFacts(
+            span.trace_id,
+            span.span_id,
+            span.parent_span_id,
+            links,
+            kind,
+            self._service(resource_id, service, attributes, resource),
+            start,
+            duration,
+            bucket_of(duration),
+            classify.is_error(kind, span.status.code, attributes),
+            classify.mtls_state(attributes),
+            classify.operation(span.name, attributes) or span.name or "unknown",
+            self._version(resource_id, attributes, resource),
+            exit_ and classify.is_database_call(attributes),
+            attributes,
+        )
+
+    def _service(
+        self, resource_id: int, service: str, attributes: Mapping[str, Any], resource: Any
+    ) -> str:
+        key = (
+            resource_id,
+            service,
+            attributes.get("istio.canonical_service"),
+            attributes.get("istio.namespace"),
+        )
+        found = self._services.get(key)
+        if found is None:
+            found = classify.workload_service(service, attributes, resource)
+            _remember(self._services, key, found)
+        return found
+
+    def _version(self, resource_id: int, attributes: Mapping[str, Any], resource: Any) -> str:
+        key = (resource_id, attributes.get("istio.canonical_revision"))
+        found = self._versions.get(key)
+        if found is None:
+            found = classify.version(attributes, resource) or UNKNOWN_VERSION
+            _remember(self._versions, key, found)
+        return found
+
+
+def _remember(cache: dict[Any, str], key: Any, value: str) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 @dataclass(slots=True)
@@ -92,12 +135,13 @@ class Signals:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     mtls: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # unknown, plain, tls, mutual
 
-    def add(self, duration_ns: int, error: bool, mtls: int, count: int = 1) -> None:
-        """Count `count` requests of one duration."""
-        self.requests += count
-        self.errors += count if error else 0
-        self.latency.add(duration_ns, count)
-        self.mtls[mtls] += count
+    def add(self, latency_key: int, error: bool, mtls: int) -> None:
+        """Count one request whose latency bucket is `latency_key`."""
+        self.requests += 1
+        if error:
+            self.errors += 1
+        self.latency.add_key(latency_key)
+        self.mtls[mtls] += 1
 
     def merge(self, other: Signals) -> None:
         """Add `other` into this one."""
@@ -114,7 +158,7 @@ class Signals:
         return (self.requests, self.errors, keys, counts, mutual, tls, plaintext, unknown)
 
 
-# rollup_inbox key: kind, minute, a, b, c, d, source_kind
+# rollup_inbox key: kind, minute (unix s), a, b, c, d, source_kind
 RollupKey = tuple[str, int, str, str, str, str, str]
 
 
@@ -124,15 +168,35 @@ class BatchDerivation:
 
     rollups: dict[RollupKey, Signals] = field(default_factory=dict)
     halves: list[HalfRow] = field(default_factory=list)
+    _calls: dict[tuple[int, str, str, str], Signals] = field(default_factory=dict)
 
     def add_all(self, facts: Iterable[SpanFacts]) -> BatchDerivation:
         """Derive from every span in `facts`; returns self."""
+        clients: dict[tuple[bytes, bytes], SpanFacts] = {}
+        entries = []
         for fact in facts:
-            if classify.is_entry(fact.kind):
-                self._entry(fact)
+            if fact.kind in (2, 5):
+                entries.append(fact)
+            elif fact.is_database:
+                self._edge(fact, fact.service, "service", *classify.virtual_peer(fact.attributes))
             else:
-                self._exit(fact)
+                clients[(fact.trace_id, fact.span_id)] = fact
+        for fact in entries:
+            self._entry(fact, clients)
+        for client in clients.values():  # not paired in this batch: PostgreSQL pairs it
+            peer, peer_type = classify.virtual_peer(client.attributes)
+            self.halves.append(
+                _half(client, client.trace_id, client.span_id, CLIENT_SIDE, peer, peer_type)
+            )
+        self._spread_service_signals()
         return self
+
+    def _spread_service_signals(self) -> None:
+        """Each (service, operation, version) counts for the service, its operation, its version."""
+        for (minute, service, operation, version), signals in self._calls.items():
+            for op, ver in (("", ""), (operation, ""), ("", version)):
+                self._signals(("service", minute, service, op, ver, "", "traces")).merge(signals)
+        self._calls.clear()
 
     def rollup_rows(self) -> list[tuple[Any, ...]]:
         """Rows for rollup_inbox, in its column order."""
@@ -144,39 +208,55 @@ class BatchDerivation:
             signals = self.rollups[key] = Signals()
         return signals
 
-    def _entry(self, f: SpanFacts) -> None:
-        minute = f.start_unix_nano // NANOS_PER_MINUTE * 60  # the minute's start, unix s
-        for operation, version in (("", ""), (f.operation, ""), ("", f.version)):
-            key = ("service", minute, f.service, operation, version, "", "traces")
-            self._signals(key).add(f.duration_ns, f.error, f.mtls)
-        if f.parent_span_id:
-            self.halves.append(self._half(f, f.trace_id, f.parent_span_id, SERVER_SIDE))
-        elif f.kind == SPAN_KIND_SERVER and not f.links:
-            key = ("edge", minute, USER, "client", f.service, "service", "traces")
-            self._signals(key).add(f.duration_ns, f.error, f.mtls)
-        for trace_id, span_id in f.links:  # asynchronous messaging: consumer -> producer
-            if (trace_id, span_id) != (f.trace_id, f.parent_span_id):
-                self.halves.append(self._half(f, trace_id, span_id, SERVER_SIDE))
-
-    def _exit(self, f: SpanFacts) -> None:
-        if f.is_database:
-            minute = f.start_unix_nano // NANOS_PER_MINUTE * 60  # the minute's start, unix s
-            key = ("edge", minute, f.service, "service", f.peer, f.peer_type, "traces")
-            self._signals(key).add(f.duration_ns, f.error, f.mtls)
-            return
-        self.halves.append(self._half(f, f.trace_id, f.span_id, CLIENT_SIDE))
-
-    @staticmethod
-    def _half(f: SpanFacts, trace_id: bytes, span_id: bytes, side: int) -> HalfRow:
-        return (
-            trace_id,
-            span_id,
-            side,
-            f.service,
-            f.start_unix_nano,
-            f.duration_ns,
-            f.error,
-            f.mtls,
-            f.peer,
-            f.peer_type,
+    def _edge(
+        self,
+        f: SpanFacts,
+        source: str,
+        source_type: str,
+        target: str,
+        target_type: str,
+        error: bool | None = None,
+        mtls: int | None = None,
+    ) -> None:
+        minute = f.start_unix_nano // NANOS_PER_MINUTE * 60
+        key = ("edge", minute, source, source_type, target, target_type, "traces")
+        self._signals(key).add(
+            f.latency_key, f.error if error is None else error, f.mtls if mtls is None else mtls
         )
+
+    def _entry(self, f: SpanFacts, clients: dict[tuple[bytes, bytes], SpanFacts]) -> None:
+        minute = f.start_unix_nano // NANOS_PER_MINUTE * 60
+        service, error, mtls = f.service, f.error, f.mtls
+        call = (minute, service, f.operation, f.version)
+        signals = self._calls.get(call)
+        if signals is None:
+            signals = self._calls[call] = Signals()
+        signals.add(f.latency_key, error, mtls)
+        callers = [(f.trace_id, f.parent_span_id)] if f.parent_span_id else []
+        callers.extend(link for link in f.links if link not in callers)
+        if not callers and f.kind == SPAN_KIND_SERVER:
+            self._edge(f, USER, "client", service, "service")
+        for trace_id, span_id in callers:
+            client = clients.pop((trace_id, span_id), None)
+            if client is None:
+                self.halves.append(_half(f, trace_id, span_id, SERVER_SIDE, "", ""))
+            elif client.service != service:  # a request on the edge client -> server
+                state = mtls if mtls else client.mtls
+                self._edge(client, client.service, "service", service, "service", error, state)
+
+
+def _half(
+    f: SpanFacts, trace_id: bytes, span_id: bytes, side: int, peer: str, peer_type: str
+) -> HalfRow:
+    return (
+        trace_id,
+        span_id,
+        side,
+        f.service,
+        f.start_unix_nano,
+        f.duration_ns,
+        f.error,
+        f.mtls,
+        peer,
+        peer_type,
+    )

@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from collector.derive import Signals
-from meshlens.signals.histogram import LatencyHistogram
+from meshlens.signals.histogram import LatencyHistogram, bucket_of
 
 RESOLUTIONS = (60, 3600)
 _LOCK_KEY = 0x6D6C64657269766  # "mlderiv"
@@ -181,7 +181,7 @@ class Deriver:
 def _signals(durations: Iterable[int], error: bool, mtls: int) -> Signals:
     signals = Signals()
     for duration in durations:
-        signals.add(duration, error, mtls)
+        signals.add(bucket_of(duration), error, mtls)
     return signals
 
 

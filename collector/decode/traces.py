@@ -9,7 +9,7 @@ import orjson
 
 from collector.decode.attributes import AttributeEncoder, clean_text
 from collector.decode.window import TimeWindow
-from collector.derive import span_facts
+from collector.derive import SpanClassifier
 from collector.rows import DecodedBatch, ResourceRow
 
 ZERO_TRACE_ID = bytes(16)
@@ -51,6 +51,7 @@ class SpanDecoder:
 
     def __init__(self, attributes: AttributeEncoder) -> None:
         self._attributes = attributes
+        self._classifier = SpanClassifier()
 
     def decode(
         self,
@@ -66,6 +67,7 @@ class SpanDecoder:
         encode = self._attributes.encode
         append = batch.spans.append
         append_facts = batch.facts.append
+        classify = self._classifier.facts
         resource_id, service = resource.id, resource.service
         scope_name, scope_version = clean_text(scope.name), clean_text(scope.version)
         earliest, latest = window.earliest_unix_nano, window.latest_unix_nano
@@ -95,7 +97,7 @@ class SpanDecoder:
             picked: dict[str, Any] = {}
             attributes = encode(span.attributes, picked)
             link_keys = tuple((link.trace_id, link.span_id) for link in links) if links else ()
-            facts = span_facts(span, service, picked, resource_attributes, link_keys)
+            facts = classify(span, resource_id, service, picked, resource_attributes, link_keys)
             if facts is not None:
                 append_facts(facts)
             append(

@@ -119,6 +119,10 @@ class LatencyHistogram:
         """Count ``duration_ns`` (nanoseconds) ``count`` times."""
         self._add_to_key(bucket_of(duration_ns), count)
 
+    def add_key(self, key: int, count: int = 1) -> None:
+        """Count ``count`` durations whose bucket (``bucket_of``) is already known."""
+        self._add_to_key(key, count)
+
     def merge(self, other: LatencyHistogram) -> LatencyHistogram:
         """Add ``other``'s counts into this histogram; returns ``self``."""
         for key, count in other.counts.items():
