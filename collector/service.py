@@ -6,7 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from collector.decode import OtlpDecoder, TimeWindow, metrics_response, trace_response
+from collector.decode import TimeWindow, metrics_response, trace_response
+from collector.decode_pool import DecodePool
 from collector.errors import IngestError, MalformedRequest, RetryableError
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline
@@ -29,19 +30,23 @@ class OtlpIngest:
     """Turns a request body into a committed batch and the OTLP answer to send back."""
 
     def __init__(
-        self, pipeline: IngestPipeline, retention: RetentionWindow, metrics: IngestMetrics
+        self,
+        pipeline: IngestPipeline,
+        retention: RetentionWindow,
+        metrics: IngestMetrics,
+        decoders: DecodePool,
     ) -> None:
         self.pipeline = pipeline
         self._retention = retention
         self._metrics = metrics
-        self._decoder = OtlpDecoder()
+        self._decoders = decoders
 
     async def export(
         self, signal: Signal, body: bytes, *, as_json: bool, transport: Transport
     ) -> bytes:
         """Store what `body` carries; return the encoded Export*ServiceResponse."""
         try:
-            batch = self._decode(signal, body, as_json)
+            batch = await self._decode(signal, body, as_json)
         except MalformedRequest:
             self.refused(signal, transport, "malformed")
             raise
@@ -66,11 +71,8 @@ class OtlpIngest:
         if items:
             self._metrics.refused_items.labels(signal, transport, reason).inc(items)
 
-    def _decode(self, signal: Signal, body: bytes, as_json: bool) -> DecodedBatch:
-        now = time.time_ns()
+    async def _decode(self, signal: Signal, body: bytes, as_json: bool) -> DecodedBatch:
         r = self._retention
-        if signal == "spans":
-            window = TimeWindow.around(now, r.span_retention_days, r.future_skew_seconds)
-            return self._decoder.traces(body, window, as_json=as_json)
-        window = TimeWindow.around(now, r.point_retention_days, r.future_skew_seconds)
-        return self._decoder.metrics(body, window, as_json=as_json)
+        days = r.span_retention_days if signal == "spans" else r.point_retention_days
+        window = TimeWindow.around(time.time_ns(), days, r.future_skew_seconds)
+        return await self._decoders.decode(signal, body, window, as_json=as_json)

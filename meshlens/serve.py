@@ -20,6 +20,7 @@ from psycopg import sql
 from starlette.types import ASGIApp
 
 from api.app import create_app
+from collector.decode_pool import DecodePool
 from collector.deriver import Deriver
 from collector.grpc_receiver import OtlpGrpcReceiver
 from collector.http_receiver import OtlpHttpReceiver
@@ -55,7 +56,8 @@ async def serve(settings: Settings, database: Database) -> None:
     pipeline = IngestPipeline(
         lambda: PostgresWriter.connect(database.url, known), _limits(settings), metrics
     )
-    ingest = OtlpIngest(pipeline, _retention(settings), metrics)
+    decoders = DecodePool(settings.decode_processes)
+    ingest = OtlpIngest(pipeline, _retention(settings), metrics, decoders)
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
     otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes).app()
@@ -84,6 +86,7 @@ async def serve(settings: Settings, database: Database) -> None:
         await grpc_server.stop(grace=5)
         await asyncio.gather(*tasks, return_exceptions=True)
         await pipeline.stop()
+        decoders.close()
         await engine.dispose()
 
 

@@ -81,6 +81,15 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(
         20_000, ge=100, description="Most spans and points one group commit writes."
     )
+    decode_processes: int = Field(
+        1,
+        ge=0,
+        le=64,
+        description=(
+            "Worker processes decoding OTLP requests, so ingest uses more than one core; "
+            "0 decodes in the server process."
+        ),
+    )
     writer_connections: int = Field(
         2, ge=1, le=32, description="Database connections writing ingest batches in parallel."
     )
