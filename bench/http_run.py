@@ -12,11 +12,11 @@ from bench.loadgen import LoadGenerator, LoadStats
 from bench.options import Options
 from bench.procstat import (
     PostgresCpu,
-    cpu_seconds,
     machine_cpu_delta,
     machine_cpu_seconds,
     own_cpu_seconds,
-    rss_bytes,
+    tree_cpu_seconds,
+    tree_rss_bytes,
 )
 from bench.server import Server
 from bench.templates import Template
@@ -62,7 +62,7 @@ class Monitor:
         return Usage(
             server_cpu_seconds=self._cpu() - server_cpu,
             server_rss_max=self._rss_max,
-            server_rss_end=rss_bytes(self._server.process.pid),
+            server_rss_end=tree_rss_bytes(self._server.process.pid),
             client_cpu_seconds=own_cpu_seconds() - client_cpu,
             postgres_cpu_seconds=self._postgres.seconds() if self._postgres else None,
             machine_seconds=machine_cpu_delta(machine_cpu_seconds(), machine),
@@ -74,10 +74,10 @@ class Monitor:
         return self._server.process.pid
 
     def _cpu(self) -> float:
-        return cpu_seconds(self._alive())
+        return tree_cpu_seconds(self._alive())
 
     def _sample_memory(self) -> None:
-        self._rss_max = max(self._rss_max, rss_bytes(self._alive()))
+        self._rss_max = max(self._rss_max, tree_rss_bytes(self._alive()))
 
 
 async def _sleep_until(moment: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,42 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"process {pid} reports no VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (meshlens's decode workers), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # exited meanwhile
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and its descendants."""
+    return sum(_quietly(cpu_seconds, p) for p in process_tree(pid))
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and its descendants, added up."""
+    return sum(int(_quietly(rss_bytes, p)) for p in process_tree(pid))
+
+
+def _quietly(read: Callable[[int], float], pid: int) -> float:
+    try:
+        return read(pid)
+    except (OSError, RuntimeError):  # the process exited between listing and reading
+        return 0
 
 
 def own_cpu_seconds() -> float:

@@ -200,9 +200,9 @@ def summary(report: Report) -> str:
         f"acknowledged spans/s   median {rate['median']:,.0f}   mean {rate['mean']:,.0f}   "
         f"last {rate['final_seconds']} s {rate['final_mean']:,.0f}",
         f"request latency        p50 {latency['p50']:,.0f} ms   p99 {latency['p99']:,.0f} ms",
-        f"server RSS             max {server['rss_max_mib']:,.0f} MiB   "
+        f"server RSS (all procs) max {server['rss_max_mib']:,.0f} MiB   "
         f"end {server['rss_end_mib']:,.0f} MiB",
-        f"server CPU             {cpu['meshlens']:.0f}% of one core   "
+        f"server CPU (all procs) {cpu['meshlens']:.0f}% of one core   "
         f"({server['cpu_us_per_span']:.1f} µs per span)",
         f"PostgreSQL CPU         {_postgres_cpu(cpu)}",
         f"load generator CPU     {cpu['load_generator']:.0f}% of one core",
