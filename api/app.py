@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Response
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.v1 import include_api
 from meshlens.migrations import current_revision, head_revision
 
 
@@ -22,6 +24,9 @@ def create_app(
 ) -> FastAPI:
     """The web application; `ingest_healthy` tells whether the ingest writers are connected."""
     app = FastAPI(title="meshlens", summary="Service-mesh observability", version="0.1.0")
+    app.state.engine = engine
+    app.state.clock = time.time  # tests may replace it
+    include_api(app)
     head = head_revision()
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

@@ -1,0 +1,222 @@
+"""The JSON API, `/api/v1`: services, graph, one service, its series, and mTLS coverage.
+
+Endpoints parse parameters (`api.windows`), call the query layer (`api.queries`) on one
+connection, and shape the answer (`api.schemas`). Bad input is a 400 (window, end, step) or a
+404 (a name never seen in a rollup), as JSON `{"status", "message"}`; a database that does not
+answer is a 503. The engine and the clock come from `app.state` (set by `create_app`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+from urllib.parse import unquote
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api import queries
+from api import schemas as s
+from api.windows import Series, Window, WindowError, series_for, window_for
+
+
+class ApiError(Exception):
+    """An answer other than 200: its status and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": s.ErrorResponse, "description": "Bad window, end or step."},
+    503: {"model": s.ErrorResponse, "description": "The database does not answer."},
+}
+_NAMED_ERRORS: dict[int | str, dict[str, object]] = {
+    **_ERRORS,
+    404: {"model": s.ErrorResponse, "description": "No rollup row ever named this service."},
+}
+
+_NO_JIT = text("SET LOCAL jit = off")
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS)
+
+WindowParam = Annotated[
+    str | None,
+    Query(
+        description="Duration ending at `end`: 5m, 15m, 1h, 24h, 7d, 1h30m... (units w d h m s; "
+        "at least 1m, at most 90d, rounded up to whole minutes). Default 15m.",
+        examples=["15m"],
+    ),
+]
+EndParam = Annotated[
+    str | None,
+    Query(
+        description="End of the window: RFC 3339 with an offset or unix seconds. Default now. "
+        "The minute holding `end` is included (with now: the current, partial minute).",
+        examples=["2026-11-26T12:00:00Z"],
+    ),
+]
+StepParam = Annotated[
+    str | None,
+    Query(
+        description="Spacing of series points (1m, 5m, 1h...; at least 1m, at most 1000 points). "
+        "Points align to multiples of the step. Default: the finest of 1m, 5m, 1h, 6h, 1d "
+        "giving at most 120 points.",
+        examples=["1m"],
+    ),
+]
+
+
+def include_api(app: FastAPI) -> None:
+    """Serve the API on `app`, whose state holds `engine` (and optionally `clock`)."""
+    app.include_router(router)
+    app.add_exception_handler(ApiError, _error_answer)  # type: ignore[arg-type]
+
+
+async def _error_answer(_: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse({"status": error.status, "message": error.message}, error.status)
+
+
+@router.get("/services", summary="Services and their golden signals")
+async def list_services(
+    request: Request, window: WindowParam = None, end: EndParam = None
+) -> s.ServicesResponse:
+    span = _window(request, window, end)
+    async with _connection(request) as conn:
+        nodes = await queries.services(conn, span)
+    return s.services_response(span, nodes)
+
+
+@router.get("/graph", summary="Service graph: nodes and edges with their signals")
+async def get_graph(
+    request: Request, window: WindowParam = None, end: EndParam = None
+) -> s.GraphResponse:
+    span = _window(request, window, end)
+    async with _connection(request) as conn:
+        graph = await queries.graph(conn, span)
+    return s.graph_response(span, graph)
+
+
+@router.get("/mtls", summary="mTLS coverage: mesh-wide, per edge, and over time")
+async def get_mtls(
+    request: Request, window: WindowParam = None, end: EndParam = None, step: StepParam = None
+) -> s.MtlsResponse:
+    series = _series(_window(request, window, end), step)
+    async with _connection(request) as conn:
+        summary = await queries.mtls(conn, series)
+    return s.mtls_response(summary)
+
+
+@router.get(
+    "/services/{name:path}/series",
+    summary="Time series of one service's signals",
+    responses=_NAMED_ERRORS,
+    response_model=s.SeriesResponse,
+)
+async def get_service_series(
+    request: Request,
+    name: str,
+    window: WindowParam = None,
+    end: EndParam = None,
+    step: StepParam = None,
+) -> s.SeriesResponse | JSONResponse:
+    tail = _raw_tail(request)
+    if tail is not None and not tail.endswith("/series"):  # a name ending in an encoded /series
+        detail = await get_service(request, name, window, end)
+        return JSONResponse(detail.model_dump(mode="json"))
+    name = _checked_name(unquote(tail.removesuffix("/series")) if tail is not None else name)
+    series = _series(_window(request, window, end), step)
+    async with _connection(request) as conn:
+        result = await queries.service_series(conn, series, name)
+    if result is None:
+        raise _unknown(name)
+    return s.series_response(result)
+
+
+@router.get(
+    "/services/{name:path}",
+    summary="One service: signals, upstream and downstream edges, operations, versions",
+    responses=_NAMED_ERRORS,
+)
+async def get_service(
+    request: Request, name: str, window: WindowParam = None, end: EndParam = None
+) -> s.ServiceDetailResponse:
+    tail = _raw_tail(request)
+    name = _checked_name(unquote(tail) if tail is not None else name)
+    span = _window(request, window, end)
+    async with _connection(request) as conn:
+        detail = await queries.service_detail(conn, span, name)
+    if detail is None:
+        raise _unknown(name)
+    return s.detail_response(span, detail)
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+
+def _window(request: Request, window: str | None, end: str | None) -> Window:
+    clock: Callable[[], float] = getattr(request.app.state, "clock", time.time)
+    try:
+        return window_for(window, end, clock())
+    except WindowError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def _series(window: Window, step: str | None) -> Series:
+    try:
+        return series_for(window, step)
+    except WindowError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+def _raw_tail(request: Request) -> str | None:
+    """The still percent-encoded path after `/services/`, so an encoded `/` stays in a name."""
+    raw = request.scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return None
+    path = raw.split(b"?", 1)[0].decode("latin-1")
+    _, found, tail = path.partition(f"{router.prefix}/services/")
+    return tail if found else None
+
+
+def _checked_name(name: str) -> str:
+    """Names PostgreSQL cannot hold (NUL, lone surrogates) are unknown services, not 500s."""
+    if "\x00" in name or _has_surrogate(name):
+        raise _unknown(name)
+    return name
+
+
+def _has_surrogate(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _unknown(name: str) -> ApiError:
+    shown = name if len(name) <= 200 else f"{name[:200]}..."
+    return ApiError(404, f"no service or node named {shown!r} in any rollup")
+
+
+@asynccontextmanager
+async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction on one snapshot (its statements agree with each other);
+    database outages become 503."""
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+            await conn.execute(_NO_JIT)  # compiling costs more than these short queries save
+            yield conn
+    except (OperationalError, InterfaceError, OSError) as exc:
+        raise ApiError(503, f"the database does not answer: {type(exc).__name__}") from exc

@@ -1,0 +1,444 @@
+"""The JSON API on known rollup rows: exact counts, rates, percentiles, shares, windows, errors.
+
+Expected values are computed from the scenario's list of requests (tests/rollup_scenario.py),
+never from the code under test; a handful are spelled out as literals too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from api.app import create_app
+from meshlens.database import Database
+from meshlens.migrations import upgrade_to_head
+from meshlens.signals.histogram import LatencyHistogram
+from tests import rollup_scenario as scenario
+from tests.rollup_scenario import Request, T, latency_ms, summed
+from tests.support import DatabaseFactory
+
+REQUESTS = scenario.requests()
+LATER = T + 3600  # the clock of most tests: every window below ends in the past
+
+
+def _migrated(url: str) -> str:
+    engine = Database(url).sync_engine()
+    upgrade_to_head(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def mesh_url(databases: DatabaseFactory) -> str:
+    url = _migrated(databases.create())
+    scenario.insert(url, REQUESTS)
+    return url
+
+
+def _get(url: str, path: str, now: float = LATER) -> httpx.Response:
+    async def call() -> httpx.Response:
+        engine = create_async_engine(Database(url).sqlalchemy_url, poolclass=NullPool)
+        app = create_app(engine, CollectorRegistry(), ingest_healthy=lambda: True)
+        app.state.clock = lambda: now
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://meshlens") as c:
+                return await c.get(path)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(call())
+
+
+def _ok(url: str, path: str, now: float = LATER) -> Any:
+    response = _get(url, path, now)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _select(lo: int, hi: int, match: Callable[[Request], bool]) -> list[Request]:
+    return [r for r in REQUESTS if lo <= r.minute < hi and match(r)]
+
+
+def _entry(service: str, lo: int, hi: int, **fields: str) -> list[Request]:
+    return _select(
+        lo,
+        hi,
+        lambda r: (
+            not r.source
+            and r.target == service
+            and all(getattr(r, k) == v for k, v in fields.items())
+        ),
+    )
+
+
+def _edge(source: str, target: str, kind: str, lo: int, hi: int) -> list[Request]:
+    return _select(lo, hi, lambda r: (r.source, r.target, r.kind) == (source, target, kind))
+
+
+def _assert_signals(answer: dict[str, Any], expected: list[Request], seconds: float) -> None:
+    total = summed(expected)
+    assert answer["requests"] == total.requests
+    assert answer["errors"] == total.errors
+    assert answer["error_rate"] == (total.errors / total.requests if total.requests else None)
+    assert answer["rps"] == total.requests / seconds
+    assert answer["latency_ms"] == latency_ms(expected)
+
+
+def _by(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {item[key]: item for item in items}
+
+
+# --- services and windows ----------------------------------------------------------------------
+
+
+def test_services_over_15_minutes(mesh_url: str) -> None:
+    answer = _ok(mesh_url, "/api/v1/services?window=15m&end=2026-11-26T12:00:00Z")
+    assert answer["window"] == {
+        "start": "2026-11-26T11:45:00Z",
+        "end": "2026-11-26T12:00:00Z",
+        "start_unix": T - 900,
+        "end_unix": T,
+        "seconds": 900.0,
+    }
+    services = _by(answer["services"], "name")
+    assert list(services) == ["cart", "checkout", "inventory"]
+    checkout = services["checkout"]
+    assert checkout["requests"] == 300  # 10 + 20 + 30 a minute, five times
+    assert checkout["rps"] == 300 / 900
+    _assert_signals(checkout, _entry("checkout", T - 900, T), 900)
+    assert checkout["saturation"] is None
+    assert checkout["signals_from"] == "entry-spans"
+    assert checkout["mtls"] == {
+        "mutual": 230,
+        "tls": 0,
+        "plaintext": 0,
+        "unknown": 70,  # j % 4 == 3: 2, 5 and 7 of 10, 20 and 30 requests
+        "coverage": 1.0,
+    }
+    _assert_signals(services["cart"], _entry("cart", T - 900, T), 900)
+    assert services["cart"]["mtls_coverage"] == pytest.approx(
+        services["cart"]["mtls"]["mutual"] / services["cart"]["requests"]
+    )
+    inventory = services["inventory"]  # mesh metrics only: the sum of its inbound edges
+    assert inventory["signals_from"] == "inbound-edges"
+    assert inventory["requests"] == 45
+    _assert_signals(inventory, _edge("checkout", "inventory", "mesh-metrics", T - 900, T), 900)
+    assert inventory["mtls_coverage"] == 1.0
+
+
+def test_minutes_just_outside_the_window_do_not_count(mesh_url: str) -> None:
+    one = _by(_ok(mesh_url, f"/api/v1/services?window=1m&end={T}")["services"], "name")
+    two = _by(_ok(mesh_url, f"/api/v1/services?window=2m&end={T}")["services"], "name")
+    assert one["checkout"]["requests"] == len(_entry("checkout", T - 60, T)) == 30
+    assert two["checkout"]["requests"] == len(_entry("checkout", T - 120, T)) == 50
+
+
+def test_three_hours_mixing_hour_and_minute_rows_count_each_request_once(mesh_url: str) -> None:
+    end = T - 1800  # 11:30: minutes 08:30-08:59, hours 09 and 10, minutes 11:00-11:29
+    answer = _ok(mesh_url, f"/api/v1/graph?window=3h&end={end}")
+    nodes = _by(answer["nodes"], "id")
+    _assert_signals(nodes["checkout"], _entry("checkout", end - 10800, end), 10800)
+    _assert_signals(nodes["cart"], _entry("cart", end - 10800, end), 10800)
+    edges = {(e["source"], e["target"]): e for e in answer["edges"]}
+    expected = _edge("checkout", "cart", "mesh-metrics", end - 10800, end)
+    _assert_signals(edges[("checkout", "cart")], expected, 10800)
+
+
+def test_a_day_reads_hours_and_the_ragged_minutes(mesh_url: str) -> None:
+    end = T + 300  # 12:05: every request before it, from hours 08-11 and minutes 12:00-12:04
+    services = _by(_ok(mesh_url, f"/api/v1/services?window=24h&end={end}")["services"], "name")
+    _assert_signals(services["checkout"], _entry("checkout", 0, end), 86400)
+
+
+def test_the_current_minute_counts_and_rates_use_the_seconds_passed(mesh_url: str) -> None:
+    answer = _ok(mesh_url, "/api/v1/services", now=T + 30)  # 12:00:30, default window 15m
+    assert answer["window"]["start"] == "2026-11-26T11:46:00Z"
+    assert answer["window"]["end"] == "2026-11-26T12:01:00Z"
+    assert answer["window"]["seconds"] == 870.0
+    services = _by(answer["services"], "name")
+    _assert_signals(services["checkout"], _entry("checkout", T - 840, T + 60), 870)
+
+
+# --- graph -------------------------------------------------------------------------------------
+
+
+def test_graph_nodes_and_edges(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/graph?window=15m&end={T}")
+    assert {node["id"]: node["type"] for node in answer["nodes"]} == {
+        "cart": "service",
+        "checkout": "service",
+        "inventory": "service",
+        "payments.example.com": "external",
+        "queue/orders": "messaging",
+        "redis": "database",
+        "user": "client",
+    }
+    edges = {(e["source"], e["target"]): e for e in answer["edges"]}
+    assert list(edges) == sorted(edges)
+    assert {key: edge["sources"] for key, edge in edges.items()} == {
+        ("cart", "redis"): ["traces"],
+        ("checkout", "cart"): ["mesh-metrics", "traces"],
+        ("checkout", "inventory"): ["mesh-metrics"],
+        ("checkout", "payments.example.com"): ["traces"],
+        ("inventory", "queue/orders"): ["traces"],
+        ("user", "checkout"): ["traces"],
+    }
+    both = edges[("checkout", "cart")]  # counts from mesh metrics only, not metrics + traces
+    metrics = _edge("checkout", "cart", "mesh-metrics", T - 900, T)
+    assert _edge("checkout", "cart", "traces", T - 900, T)  # seen in traces too, not added
+    _assert_signals(both, metrics, 900)
+    assert both["mtls"] == {
+        "mutual": sum(r.mtls == scenario.MUTUAL for r in metrics),
+        "tls": 0,
+        "plaintext": sum(r.mtls == scenario.PLAINTEXT for r in metrics),
+        "unknown": 0,
+        "coverage": sum(r.mtls == scenario.MUTUAL for r in metrics) / len(metrics),
+    }
+    assert (both["source_type"], both["target_type"]) == ("service", "service")
+    _assert_signals(
+        edges[("user", "checkout")], _edge("user", "checkout", "traces", T - 900, T), 900
+    )
+    assert edges[("cart", "redis")]["mtls"]["coverage"] == 0.0
+    assert edges[("inventory", "queue/orders")]["mtls"]["coverage"] is None
+    redis = _by(answer["nodes"], "id")["redis"]
+    assert redis["signals_from"] == "inbound-edges"
+    assert redis["requests"] == edges[("cart", "redis")]["requests"]
+
+
+# --- one service -------------------------------------------------------------------------------
+
+
+def test_service_detail(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/services/checkout?window=1h&end={T}")
+    lo = T - 3600
+    assert (answer["name"], answer["type"]) == ("checkout", "service")
+    _assert_signals(answer, _entry("checkout", lo, T), 3600)
+    versions = answer["versions"]
+    assert [(v["version"], v["share"]) for v in versions] == [("v1", 0.9), ("v2", 0.1)]
+    for version in versions:
+        _assert_signals(version, _entry("checkout", lo, T, version=version["version"]), 3600)
+    assert versions[1]["error_rate"] == 0.5  # the canary fails on every other minute
+    operations = answer["operations"]
+    assert [(o["operation"], o["share"]) for o in operations] == [
+        ("POST /pay", 0.6),
+        ("GET /cart", 0.4),
+    ]
+    _assert_signals(operations[1], _entry("checkout", lo, T, operation="GET /cart"), 3600)
+    assert [(e["source"], e["target"]) for e in answer["upstream"]] == [("user", "checkout")]
+    assert [e["target"] for e in answer["downstream"]] == [
+        "cart",
+        "inventory",
+        "payments.example.com",
+    ]
+
+
+def test_virtual_node_with_a_slash_in_its_name(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/services/queue%2Forders?window=15m&end={T}")
+    assert (answer["name"], answer["type"]) == ("queue/orders", "messaging")
+    _assert_signals(answer, _edge("inventory", "queue/orders", "traces", T - 900, T), 900)
+    assert answer["versions"] == answer["operations"] == answer["downstream"] == []
+    series = _ok(mesh_url, f"/api/v1/services/queue%2Forders/series?window=15m&end={T}")
+    assert series["name"] == "queue/orders"
+    assert sum(p["requests"] for p in series["points"]) == answer["requests"]
+
+
+def test_service_seen_before_the_window_has_zero_signals(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/services/checkout?window=15m&end={T - 86400}")
+    assert (answer["requests"], answer["rps"], answer["error_rate"]) == (0, 0.0, None)
+    assert answer["latency_ms"] == {"p50": None, "p95": None, "p99": None}
+
+
+# --- series ------------------------------------------------------------------------------------
+
+
+def test_series_points(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/services/checkout/series?window=1h&end={T}&step=5m")
+    points = answer["points"]
+    assert (answer["step_seconds"], len(points)) == (300, 12)
+    for n, point in enumerate(points):
+        lo = T - 3600 + 300 * n
+        assert point["start_unix"] == lo
+        assert point["seconds"] == 300.0
+        _assert_signals(point, _entry("checkout", lo, lo + 300), 300)
+    assert points[0]["start"] == "2026-11-26T11:00:00Z"
+
+
+def test_series_points_align_to_the_step_and_clip_to_the_window(mesh_url: str) -> None:
+    end = T - 1800  # 11:30, window 10:00:00-11:30 in hours: [10:30, 11:00) and [11:00, 11:30)
+    answer = _ok(mesh_url, f"/api/v1/services/cart/series?window=1h&end={end}&step=1h")
+    points = answer["points"]
+    assert [(p["start_unix"], p["seconds"]) for p in points] == [
+        (T - 5400, 1800.0),
+        (T - 3600, 1800.0),
+    ]
+    _assert_signals(points[0], _entry("cart", T - 5400, T - 3600), 1800)
+    _assert_signals(points[1], _entry("cart", T - 3600, end), 1800)
+
+
+def test_series_default_step(mesh_url: str) -> None:
+    minutes = _ok(mesh_url, f"/api/v1/services/checkout/series?end={T}")
+    assert (minutes["step_seconds"], len(minutes["points"])) == (60, 15)
+    day = _ok(mesh_url, f"/api/v1/services/checkout/series?window=24h&end={T}")
+    assert (day["step_seconds"], len(day["points"])) == (3600, 24)
+    assert sum(p["requests"] for p in day["points"]) == len(_entry("checkout", 0, T))
+
+
+# --- mTLS --------------------------------------------------------------------------------------
+
+
+def test_mtls_summary(mesh_url: str) -> None:
+    answer = _ok(mesh_url, f"/api/v1/mtls?window=15m&end={T}&step=5m")
+    counted = [
+        r
+        for r in _select(T - 900, T, lambda r: bool(r.source))
+        if (r.source, r.target, r.kind) != ("checkout", "cart", "traces")
+    ]
+    states = [sum(r.mtls == state for r in counted) for state in range(4)]
+    unknown, plaintext, tls, mutual = states
+    assert (answer["mutual"], answer["tls"], answer["plaintext"], answer["unknown"]) == (
+        mutual,
+        tls,
+        plaintext,
+        unknown,
+    )
+    assert answer["coverage"] == mutual / (mutual + tls + plaintext)
+    assert [(e["source"], e["target"]) for e in answer["plaintext_edges"]] == [
+        ("cart", "redis"),
+        ("checkout", "cart"),
+    ]
+    assert [(e["source"], e["target"]) for e in answer["tls_edges"]] == [
+        ("checkout", "payments.example.com")
+    ]
+    assert all(e["reason"] is None for e in answer["plaintext_edges"] + answer["tls_edges"])
+    assert len(answer["edges"]) == 6
+    series = answer["series"]
+    assert (answer["step_seconds"], len(series)) == (300, 3)
+    for state in ("mutual", "tls", "plaintext", "unknown"):
+        assert sum(point[state] for point in series) == answer[state]
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("window=abc", "window must be a duration"),
+        ("window=30s", "at least 1m"),
+        ("window=91d", "at most 90d"),
+        ("window=-5m", "window must be a duration"),
+        ("window=" + "9" * 100 + "m", "window must be a duration"),
+        ("end=yesterday", "end must be RFC 3339"),
+        ("end=2026-11-26T12:00:00", "needs a UTC offset"),
+        ("end=999999999999", "beyond the year 9999"),
+        ("end=1e9", "end must be RFC 3339"),
+    ],
+)
+def test_bad_window_or_end_is_400_with_a_message(mesh_url: str, query: str, message: str) -> None:
+    for path in ("/api/v1/services", "/api/v1/graph", "/api/v1/services/checkout", "/api/v1/mtls"):
+        response = _get(mesh_url, f"{path}?{query}")
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["status"] == 400
+        assert message in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("window=7d&step=1m", "at most 1000"),
+        ("step=1x", "step must be a duration"),
+        ("step=10s", "at least 1m"),
+    ],
+)
+def test_bad_step_is_400(mesh_url: str, query: str, message: str) -> None:
+    for path in ("/api/v1/services/checkout/series", "/api/v1/mtls"):
+        response = _get(mesh_url, f"{path}?{query}")
+        assert response.status_code == 400, response.text
+        assert message in response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["nosuch", "a%2Fb", "%00", "x" * 5000, "%C3%BC%27%22%3B--", "%FF%FE", "..%2F..", "series"],
+)
+def test_unknown_or_odd_names_are_404(mesh_url: str, name: str) -> None:
+    for path in (f"/api/v1/services/{name}", f"/api/v1/services/{name}/series"):
+        response = _get(mesh_url, path)
+        assert response.status_code == 404, (path, response.text)
+        assert "no service or node named" in response.json()["message"]
+
+
+def test_an_encoded_slash_series_is_part_of_the_name(mesh_url: str) -> None:
+    response = _get(mesh_url, "/api/v1/services/checkout%2Fseries")
+    assert response.status_code == 404
+    assert response.json()["message"] == "no service or node named 'checkout/series' in any rollup"
+
+
+def test_database_down_is_503() -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2"
+    response = _get(url, "/api/v1/services")
+    assert response.status_code == 503
+    assert response.json()["message"].startswith("the database does not answer")
+
+
+def test_openapi_documents_the_api(mesh_url: str) -> None:
+    spec = _ok(mesh_url, "/openapi.json")
+    for path in ("/services", "/graph", "/services/{name}", "/services/{name}/series", "/mtls"):
+        assert f"/api/v1{path}" in spec["paths"]
+    rps = spec["components"]["schemas"]["ServiceModel"]["properties"]["rps"]
+    assert "requests / window seconds" in rps["description"]
+
+
+# --- which rows are read -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def marked_url(database_url: str) -> str:
+    """Service `probe` whose hour rows deliberately disagree with its minute rows (1000 vs 60),
+    so every answer tells which resolution was read for which time."""
+    _migrated(database_url)
+    one_ms = LatencyHistogram()
+    one_ms.add(10**6)
+    keys, _ = one_ms.to_arrays()
+    rows = [(60, m, 1) for m in range(T - 3 * 3600, T + 600, 60)]
+    rows += [(3600, h, 1000) for h in range(T - 3 * 3600, T + 1, 3600)]
+    with psycopg.connect(database_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO service_rollups"
+            " VALUES (%s, %s, 'probe', '', '', %s, 0, %s, %s, 0, 0, 0, %s)",
+            [(res, bucket, n, keys, [n], n) for res, bucket, n in rows],
+        )
+    return database_url
+
+
+def test_whole_hours_from_hour_rows_edges_from_minute_rows(marked_url: str) -> None:
+    def requests(query: str) -> int:
+        answer = _ok(marked_url, f"/api/v1/services/probe?{query}")
+        return int(answer["requests"])
+
+    assert requests(f"window=15m&end={T}") == 15
+    assert requests(f"window=90m&end={T}") == 30 + 1000  # 10:30-10:59 by minute, hour 11
+    assert requests(f"window=3h&end={T + 300}") == 55 + 2000 + 5  # 09:05-09:59, 10-11, 12:00-04
+    assert requests(f"window=59m&end={T}") == 59
+
+
+def test_series_use_hour_rows_only_for_points_holding_whole_hours(marked_url: str) -> None:
+    def points(query: str) -> list[int]:
+        answer = _ok(marked_url, f"/api/v1/services/probe/series?{query}")
+        return [p["requests"] for p in answer["points"]]
+
+    assert points(f"window=3h&end={T}&step=1h") == [1000, 1000, 1000]
+    assert points(f"window=3h&end={T}&step=30m") == [30] * 6
+    assert points(f"window=3h&end={T}&step=2h") == [1000, 2000]  # points 08-10 and 10-12
+    assert points(f"window=2h&end={T - 1800}&step=1h") == [30, 1000, 30]
+    odd = points(f"window=7d&end={T}&step=90m")  # too many ranges: minute rows throughout
+    assert (len(odd), sum(odd)) == (112, 180)
