@@ -23,9 +23,9 @@ Signal = Literal["spans", "points"]
 _worker_decoder: OtlpDecoder | None = None
 
 
-def _start_worker() -> None:
+def _start_worker(saturation_metrics: frozenset[str]) -> None:
     global _worker_decoder
-    _worker_decoder = OtlpDecoder()
+    _worker_decoder = OtlpDecoder(saturation_metrics)
 
 
 def _decode_in_worker(
@@ -47,8 +47,9 @@ def decode(
 class DecodePool:
     """Decodes request bodies inline (processes=0) or in worker processes."""
 
-    def __init__(self, processes: int) -> None:
-        self._decoder = OtlpDecoder()
+    def __init__(self, processes: int, saturation_metrics: frozenset[str] = frozenset()) -> None:
+        self._decoder = OtlpDecoder(saturation_metrics)
+        self._saturation_metrics = saturation_metrics
         self._processes = processes
         self._pool = self._new_pool()
         self._slots = asyncio.Semaphore(max(2 * processes, 1))  # bounded queue of bodies
@@ -60,6 +61,7 @@ class DecodePool:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
+            initargs=(self._saturation_metrics,),
         )
 
     async def decode(

@@ -83,6 +83,21 @@ class IngestMetrics:
             registry=registry,
         )
 
+        self.metric_points = Counter(
+            "meshlens_derive_metric_points",
+            "Points of Istio / Linkerd series the deriver took, by outcome: delta, reset, "
+            "new_series (counted from its start), baseline (a first point not counted), "
+            "rebased (histogram bounds changed), out_of_order (older than the series' newest "
+            "point: ignored), delta_temporality.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.ignored_utilizations = Counter(
+            "meshlens_saturation_ignored_values",
+            "Utilization gauge values ignored for saturation (NaN, infinite or negative).",
+            registry=registry,
+        )
+
     def observe_derivation(self, stats: DeriveStats, seconds: float) -> None:
         """Count what one derivation pass did."""
         if not stats.ran:
@@ -91,3 +106,5 @@ class IngestMetrics:
         self.derived_requests.labels("paired").inc(stats.pairs)
         self.derived_requests.labels("virtual").inc(stats.expired_client_halves)
         self.unpaired_server_halves.inc(stats.expired_server_halves)
+        for outcome, count in stats.metric_points.items():
+            self.metric_points.labels(outcome).inc(count)

@@ -22,6 +22,7 @@ import psycopg
 from collector.errors import MalformedRequest, Overloaded, StoreUnavailable
 from collector.metrics import IngestMetrics
 from collector.rows import DecodedBatch
+from collector.saturation import merge_readings
 from collector.writer import PostgresWriter, WriteBatch
 
 log = logging.getLogger("meshlens.collector")
@@ -225,6 +226,8 @@ def _merge(batches: Iterable[DecodedBatch]) -> WriteBatch:
         merged.spans.extend(batch.spans)
         merged.facts.extend(batch.facts)
         merged.points.extend(batch.points)
+        merged.edge_series.update(batch.edge_series)
+        merge_readings(merged.saturation, batch.saturation)
     return merged
 
 

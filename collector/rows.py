@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collector.derive import SpanFacts
+    from collector.mesh_metrics import EdgeSeries
 
 # Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
 SPAN_COLUMNS = (
@@ -114,6 +115,9 @@ class DecodedBatch:
     facts: list[SpanFacts] = field(default_factory=list)
     series: dict[int, SeriesRow] = field(default_factory=dict)
     points: list[PointRow] = field(default_factory=list)
+    edge_series: dict[int, EdgeSeries] = field(default_factory=dict)  # mesh series among them
+    saturation: dict[tuple[int, str], float] = field(default_factory=dict)  # (minute, service)
+    ignored_utilizations: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 

@@ -62,6 +62,8 @@ class OtlpIngest:
         self._metrics.accepted.labels(signal, transport).inc(batch.items)
         if batch.rejected:
             self._metrics.rejected.labels(signal, transport).inc(batch.rejected)
+        if batch.ignored_utilizations:
+            self._metrics.ignored_utilizations.inc(batch.ignored_utilizations)
         respond = trace_response if signal == "spans" else metrics_response
         return respond(batch.rejected, batch.error_message, as_json=as_json)
 

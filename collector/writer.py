@@ -15,6 +15,13 @@ from typing import Any
 from psycopg import AsyncConnection, errors, sql
 
 from collector.derive import BatchDerivation, SpanFacts
+from collector.derived_points import (
+    METRIC_INBOX_COLUMNS,
+    SATURATION_INBOX_COLUMNS,
+    metric_inbox_rows,
+    saturation_inbox_rows,
+)
+from collector.mesh_metrics import EdgeSeries
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, PointRow, ResourceRow, SeriesRow, SpanRow
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
@@ -31,6 +38,7 @@ HALF_COLUMNS = (
     "peer",
     "peer_type",
 )
+_POINT_IDENTITY = ("series_id", "time_unix_nano")
 ROLLUP_INBOX_COLUMNS = (
     "kind",
     "minute_unix",
@@ -59,6 +67,8 @@ class WriteBatch:
     spans: list[SpanRow] = field(default_factory=list)
     facts: list[SpanFacts] = field(default_factory=list)
     points: list[PointRow] = field(default_factory=list)
+    edge_series: dict[int, EdgeSeries] = field(default_factory=dict)
+    saturation: dict[tuple[int, str], float] = field(default_factory=dict)
 
 
 class KnownRows:
@@ -114,7 +124,10 @@ class PostgresWriter:
                 inserted = await self._copy_idempotent("spans", SPAN_COLUMNS, batch.spans)
                 await self._derive(batch.facts, inserted)
             if batch.points:
-                await self._copy_idempotent("metric_points", POINT_COLUMNS, batch.points)
+                inserted = await self._copy_idempotent(
+                    "metric_points", POINT_COLUMNS, batch.points, _POINT_IDENTITY
+                )
+                await self._derive_points(batch, inserted)
         self._known.resources.update(batch.resources)
         self._known.series.update(batch.series)
 
@@ -164,27 +177,48 @@ class PostgresWriter:
         self, facts: list[SpanFacts], inserted: set[tuple[bytes, bytes]] | None
     ) -> None:
         """Queue what the spans really inserted (not resends) mean for the graph and signals."""
-        if inserted is not None:
-            facts = [f for f in facts if (f.trace_id, f.span_id) in inserted]
+        if inserted is not None:  # each inserted span once, even if sent twice in the batch
+            kept = []
+            for fact in facts:
+                key = (fact.trace_id, fact.span_id)
+                if key in inserted:
+                    inserted.discard(key)
+                    kept.append(fact)
+            facts = kept
         derived = BatchDerivation().add_all(facts)
         if derived.halves:
             await self._copy("edge_halves_inbox", HALF_COLUMNS, derived.halves)
         if derived.rollups:
             await self._copy("rollup_inbox", ROLLUP_INBOX_COLUMNS, derived.rollup_rows())
 
+    async def _derive_points(self, batch: WriteBatch, inserted: set[Any] | None) -> None:
+        """Queue the inserted points of mesh series, and utilization maxima, for the deriver."""
+        if batch.edge_series:
+            rows = metric_inbox_rows(batch.points, batch.series, batch.edge_series, inserted)
+            if rows:
+                await self._copy("metric_points_inbox", METRIC_INBOX_COLUMNS, rows)
+        if batch.saturation:  # a maximum: resends change nothing
+            rows = saturation_inbox_rows(batch.saturation)
+            await self._copy("saturation_inbox", SATURATION_INBOX_COLUMNS, rows)
+
     async def _copy_idempotent(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> set[tuple[bytes, bytes]] | None:
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        identity: Sequence[str] | None = None,
+    ) -> set[tuple[Any, Any]] | None:
         """COPY `rows`; with resends among them, insert the new ones only.
 
-        Returns None when every row was new, else the (first two columns of the) inserted rows.
+        Returns None when every row was new, else the inserted rows' `identity` columns
+        (by default the first two).
         """
         try:
             async with self._conn.transaction():  # a savepoint: the fast path may fail
                 await self._copy(table, columns, rows)
             return None
         except errors.UniqueViolation:
-            return await self._copy_deduplicated(table, columns, rows)
+            return await self._copy_deduplicated(table, columns, rows, identity or columns[:2])
 
     async def _copy(
         self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
@@ -197,8 +231,12 @@ class PostgresWriter:
                 await copy.write_row(row)
 
     async def _copy_deduplicated(
-        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> set[tuple[bytes, bytes]]:
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        identity: Sequence[str],
+    ) -> set[tuple[Any, Any]]:
         staging = f"{table}_incoming"
         await self._conn.execute(
             sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
@@ -207,10 +245,10 @@ class PostgresWriter:
         )
         await self._copy(staging, columns, rows)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
-        first_two = sql.SQL(", ").join(map(sql.Identifier, columns[:2]))
+        returned = sql.SQL(", ").join(map(sql.Identifier, identity))
         cursor = await self._conn.execute(
             sql.SQL(
                 "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}"
-            ).format(sql.Identifier(table), names, names, sql.Identifier(staging), first_two)
+            ).format(sql.Identifier(table), names, names, sql.Identifier(staging), returned)
         )
         return {(row[0], row[1]) for row in await cursor.fetchall()}

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -191,6 +192,67 @@ edge_rollups = Table(
     Column("target_type", Text, nullable=False),
     Column("source_kind", Text, primary_key=True, comment="traces or mesh-metrics"),
     *_signal_columns(),
+    Column(
+        "plaintext_reasons",
+        JSONB,
+        nullable=False,
+        server_default=text("'{}'"),
+        comment="{reason: plaintext requests}, reasons the mesh gave (Linkerd no_tls_reason)",
+    ),
+)
+
+metric_points_inbox = Table(
+    "metric_points_inbox",
+    metadata,
+    Column("series_id", BigInteger, nullable=False),
+    Column("resource_id", BigInteger, nullable=False),
+    Column("cumulative", Boolean, nullable=False),
+    Column("start_unix_nano", BigInteger, nullable=False),
+    Column("time_unix_nano", BigInteger, nullable=False),
+    Column("value", Double, nullable=False, comment="counter value, or histogram count"),
+    Column("bucket_counts", ARRAY(BigInteger)),
+    Column("explicit_bounds", ARRAY(Double), comment="in nanoseconds"),
+    Column("role", Text, nullable=False, comment="requests (counter) or latency (histogram)"),
+    Column("source", Text, nullable=False),
+    Column("source_type", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("target_type", Text, nullable=False),
+    Column("error", Boolean, nullable=False),
+    Column("mtls", SmallInteger, nullable=False, comment="0 unknown 1 plain 2 tls 3 mutual"),
+    Column("plaintext_reason", Text, nullable=False),
+)
+
+series_cursors = Table(
+    "series_cursors",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True),
+    Column("resource_id", BigInteger, nullable=False),
+    Column("first_unix_nano", BigInteger, nullable=False, comment="time of the first point"),
+    Column("start_unix_nano", BigInteger, nullable=False),
+    Column("time_unix_nano", BigInteger, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("bucket_counts", ARRAY(BigInteger)),
+    Column("explicit_bounds", ARRAY(Double)),
+    comment="newest point of each cumulative mesh series: what the next point is a delta from",
+)
+Index("series_cursors_resource", series_cursors.c.resource_id)
+Index("series_cursors_time", series_cursors.c.time_unix_nano)
+
+saturation_inbox = Table(
+    "saturation_inbox",
+    metadata,
+    Column("minute_unix", BigInteger, nullable=False),
+    Column("service", Text, nullable=False),
+    Column("value", Double, nullable=False),
+)
+
+saturation_rollups = Table(
+    "saturation_rollups",
+    metadata,
+    Column("resolution", Integer, primary_key=True, comment="seconds: 60 or 3600"),
+    Column("bucket_unix", BigInteger, primary_key=True),
+    Column("service", Text, primary_key=True),
+    Column("value", Double, nullable=False, comment="highest utilization in [0, 1]"),
 )
 
 PARTITIONED_TABLES = {"spans": "start_unix_nano", "metric_points": "time_unix_nano"}

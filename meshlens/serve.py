@@ -56,7 +56,7 @@ async def serve(settings: Settings, database: Database) -> None:
     pipeline = IngestPipeline(
         lambda: PostgresWriter.connect(database.url, known), _limits(settings), metrics
     )
-    decoders = DecodePool(settings.decode_processes)
+    decoders = DecodePool(settings.decode_processes, frozenset(settings.saturation_metrics))
     ingest = OtlpIngest(pipeline, _retention(settings), metrics, decoders)
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
@@ -203,8 +203,11 @@ async def _maintain_partitions(database: Database, settings: Settings, known: Kn
             await partitions.create_partitions(conn, table, wanted)
             known.days[table] = await partitions.existing_days(conn, table)
         horizon_unix = now // 1_000_000_000 - settings.rollup_retention_days * 86_400
-        for rollups in ("service_rollups", "edge_rollups"):
+        for rollups in ("service_rollups", "edge_rollups", "saturation_rollups"):
             await conn.execute(
                 sql.SQL("DELETE FROM {} WHERE bucket_unix < %s").format(sql.Identifier(rollups)),
                 (horizon_unix,),
             )
+        # cursors of series silent for longer than points are kept: a new start if they return
+        point_horizon = now - settings.point_retention_days * partitions.NANOS_PER_DAY
+        await conn.execute("DELETE FROM series_cursors WHERE time_unix_nano < %s", (point_horizon,))

@@ -8,11 +8,28 @@ is built at import time: entry points call `Settings()` and pass the object down
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
+DEFAULT_SATURATION_METRICS = (
+    # OpenTelemetry semantic conventions (k8s metrics), then the kubeletstats receiver's names
+    "k8s.container.cpu.limit.utilization",
+    "k8s.container.memory.limit.utilization",
+    "k8s.pod.cpu.limit.utilization",
+    "k8s.pod.memory.limit.utilization",
+    "k8s.container.cpu_limit_utilization",
+    "k8s.container.memory_limit_utilization",
+    "k8s.pod.cpu_limit_utilization",
+    "k8s.pod.memory_limit_utilization",
+    "process.cpu.utilization",
+    "jvm.cpu.recent_utilization",
+)
+"""Not `container.cpu.utilization` / `k8s.pod.cpu.utilization`: the kubeletstats receiver's
+metrics of those names are CPU usage in cores, not ratios (deprecated for `*.cpu.usage`); not
+`system.cpu.utilization`: a host's, not a service's."""
 
 
 class Settings(BaseSettings):
@@ -59,6 +76,14 @@ class Settings(BaseSettings):
     derive_interval_seconds: float = Field(
         2, gt=0, description="How often halves are paired and signals folded into rollups."
     )
+    saturation_metrics: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_SATURATION_METRICS),
+        description=(
+            "Comma-separated names of utilization gauges (values in [0, 1]); a service's "
+            "saturation per minute is the highest of them (above 1 counts as 1; NaN and "
+            "negative values are ignored)."
+        ),
+    )
     max_future_skew_seconds: int = Field(
         86400,
         ge=0,
@@ -82,7 +107,7 @@ class Settings(BaseSettings):
         20_000, ge=100, description="Most spans and points one group commit writes."
     )
     decode_processes: int = Field(
-        1,
+        0,
         ge=0,
         le=64,
         description=(
@@ -102,6 +127,13 @@ class Settings(BaseSettings):
         2, ge=1, description="Retry-After given to clients when meshlens refuses for a while."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    @field_validator("saturation_metrics", mode="before")
+    @classmethod
+    def _metric_names(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment variable or the flag: comma-separated
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("log_level")
     @classmethod

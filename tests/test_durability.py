@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from collector.decode import OtlpDecoder, TimeWindow
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline, PipelineLimits
-from collector.writer import KnownRows, PostgresWriter
+from collector.writer import KnownRows, PostgresWriter, WriteBatch
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from tests.otlp_payloads import trace_request
@@ -144,3 +144,38 @@ def _outage_scenario(server: RunningServer, postgres: object) -> None:
     assert counts.get("before") == 2
     assert counts.get("after", 0) >= 2
     assert "during" not in counts
+
+
+def test_a_span_sent_twice_in_one_group_commit_counts_once(database_url: str) -> None:
+    """The resend fallback path must not derive the same span twice."""
+    engine = Database(database_url).sync_engine()
+    upgrade_to_head(engine)
+    engine.dispose()
+    request = trace_request("twice", spans=3)
+
+    async def scenario() -> None:
+        known = KnownRows()
+        decoder = OtlpDecoder()
+        window = TimeWindow.around(time.time_ns(), 7, 60)
+        body = request.SerializeToString()
+        first, second = decoder.traces(body, window), decoder.traces(body, window)
+        writer = await PostgresWriter.connect(database_url, known)
+        try:
+            merged = WriteBatch(
+                {**first.resources, **second.resources},
+                {},
+                first.spans + second.spans,
+                first.facts + second.facts,
+                [],
+            )
+            await writer.write(merged)
+        finally:
+            await writer.close()
+
+    asyncio.run(scenario())
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (3,)
+        rows = conn.execute(
+            "SELECT sum(requests) FROM rollup_inbox WHERE kind = 'service' AND b = '' AND c = ''"
+        ).fetchone()
+        assert rows == (3,)

@@ -43,10 +43,10 @@ UNKNOWN_SERVICE = "unknown_service"
 class OtlpDecoder:
     """Turns OTLP export requests into rows. Holds bounded caches; reuse it across requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, saturation_metrics: frozenset[str] = frozenset()) -> None:
         self._attributes = AttributeEncoder(classify.SPAN_KEYS)
         self._spans = SpanDecoder(self._attributes)
-        self._metrics = MetricDecoder(self._attributes)
+        self._metrics = MetricDecoder(self._attributes, saturation_metrics)
 
     def traces(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
         """Decode an `ExportTraceServiceRequest` body."""
@@ -69,14 +69,13 @@ class OtlpDecoder:
         request = parse(ExportMetricsServiceRequest(), body)
         batch = DecodedBatch()
         for resource_metrics in request.resource_metrics:
-            resource = self._resource_row(
-                self._attributes.as_dict(resource_metrics.resource.attributes)
-            )
+            attributes = self._attributes.as_dict(resource_metrics.resource.attributes)
+            resource = self._resource_row(attributes)
             batch.resources[resource.id] = resource
             for scope_metrics in resource_metrics.scope_metrics:
                 scope_name = scope_metrics.scope.name
                 for metric in scope_metrics.metrics:
-                    self._metrics.decode(batch, metric, resource, scope_name, window)
+                    self._metrics.decode(batch, metric, resource, scope_name, window, attributes)
         return batch
 
     def _resource_row(self, attributes: dict[str, Any]) -> ResourceRow:

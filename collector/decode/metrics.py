@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from collector.decode.attributes import AttributeEncoder, clean_text, fingerprint
 from collector.decode.window import TimeWindow
+from collector.mesh_metrics import EdgeSeries, edge_series, is_mesh_metric
 from collector.rows import DecodedBatch, PointRow, ResourceRow, SeriesRow
+from collector.saturation import GaugeReadings, saturation_service
 
 PointBuilder = Callable[[int, Any], PointRow | str]
+_EDGE_CACHE_LIMIT = 50_000
 
 
 def _number(series_id: int, point: Any) -> PointRow | str:
@@ -67,6 +70,11 @@ def _summary(series_id: int, point: Any) -> PointRow | str:
     )
 
 
+def _number_value(row: PointRow) -> float:
+    """A number point's value (as_double, else as_int)."""
+    return row[3] if row[3] is not None else float(row[4] or 0)
+
+
 def _row(series_id: int, point: Any, **values: Any) -> PointRow:
     get = values.get
     return (
@@ -103,10 +111,19 @@ _TYPES: dict[str, tuple[str, PointBuilder]] = {
 
 
 class MetricDecoder:
-    """Decodes one OTLP Metric into series and points, rejecting bad points one by one."""
+    """Decodes one OTLP Metric into series and points, rejecting bad points one by one.
 
-    def __init__(self, attributes: AttributeEncoder) -> None:
+    Points of the metrics meshlens derives from are also noted in the batch: the edge each
+    Istio / Linkerd series describes (`collector.mesh_metrics`, worked out once per series),
+    and the utilization gauges' highest value per service and minute (`collector.saturation`).
+    """
+
+    def __init__(
+        self, attributes: AttributeEncoder, saturation_metrics: frozenset[str] = frozenset()
+    ) -> None:
         self._attributes = attributes
+        self._saturation_metrics = saturation_metrics
+        self._edges: dict[int, EdgeSeries | None] = {}
 
     def decode(
         self,
@@ -115,6 +132,7 @@ class MetricDecoder:
         resource: ResourceRow,
         scope_name: str,
         window: TimeWindow,
+        resource_attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """Append `metric`'s points (and any new series) to `batch`."""
         kind = metric.WhichOneof("data")
@@ -129,6 +147,8 @@ class MetricDecoder:
         series_type, build = _TYPES[kind]
         temporality = getattr(data, "aggregation_temporality", 0)
         monotonic = data.is_monotonic if kind == "sum" else None
+        mesh = temporality != 0 and is_mesh_metric(metric.name, series_type, monotonic)
+        gauge = GaugeReadings() if self._is_saturation(metric.name, series_type) else None
         for point in points:
             problem = window.problem(point.time_unix_nano, "time_unix_nano")
             if problem is None and point.start_time_unix_nano > point.time_unix_nano:
@@ -136,8 +156,9 @@ class MetricDecoder:
             if problem is not None:
                 batch.reject(f"{metric.name}: {problem}")
                 continue
+            attributes = self._attributes.as_dict(point.attributes)
             series = self._series(
-                metric, series_type, temporality, monotonic, resource, scope_name, point
+                metric, series_type, temporality, monotonic, resource, scope_name, attributes
             )
             row = build(series.id, point)
             if isinstance(row, str):
@@ -145,6 +166,43 @@ class MetricDecoder:
                 continue
             batch.series[series.id] = series
             batch.points.append(row)
+            if mesh:
+                self._note_edge(batch, series, attributes, resource_attributes or {})
+            elif gauge is not None:
+                gauge.add(point.time_unix_nano, attributes, _number_value(row))
+        if gauge is not None:
+            self._note_saturation(batch, gauge, resource, resource_attributes or {})
+
+    def _is_saturation(self, name: str, series_type: str) -> bool:
+        return series_type == "gauge" and name in self._saturation_metrics
+
+    def _note_edge(
+        self,
+        batch: DecodedBatch,
+        series: SeriesRow,
+        attributes: Mapping[str, Any],
+        resource: Mapping[str, Any],
+    ) -> None:
+        if series.id in self._edges:
+            edge = self._edges[series.id]
+        else:
+            edge = edge_series(series.name, attributes, resource, series.service, series.unit)
+            if len(self._edges) >= _EDGE_CACHE_LIMIT:
+                self._edges.clear()
+            self._edges[series.id] = edge
+        if edge is not None:
+            batch.edge_series[series.id] = edge
+
+    @staticmethod
+    def _note_saturation(
+        batch: DecodedBatch,
+        gauge: GaugeReadings,
+        resource: ResourceRow,
+        resource_attributes: Mapping[str, Any],
+    ) -> None:
+        service = saturation_service(resource.service, resource_attributes)
+        if service:
+            batch.ignored_utilizations += gauge.fold_into(batch.saturation, service)
 
     def _series(
         self,
@@ -154,9 +212,8 @@ class MetricDecoder:
         monotonic: bool | None,
         resource: ResourceRow,
         scope_name: str,
-        point: Any,
+        attributes: dict[str, Any],
     ) -> SeriesRow:
-        attributes = self._attributes.as_dict(point.attributes)
         canonical = orjson.dumps(
             [
                 metric.name,

@@ -216,6 +216,11 @@ def _host(value: str) -> str:
     return "" if host in _LOOPBACK or host.startswith("127.") else host
 
 
+def host_name(value: str) -> str:
+    """A host (or host:port, or Kubernetes service FQDN) as a node name; "" for loopback."""
+    return _host(value)
+
+
 def _url_host(url: str) -> str:
     authority = url.partition("://")[2]
     for stop in "/?#":
@@ -317,6 +322,12 @@ def workload_service(service_name: str, attributes: Attributes, resource: Attrib
     if namespace and service_name.endswith("." + namespace):
         return service_name[: -len(namespace) - 1]
     return service_name
+
+
+def resource_workload(resource: Attributes) -> str:
+    """The Kubernetes workload a resource describes (`k8s.deployment.name`, ..., the pod
+    labels a Linkerd proxy copies, `app`); "" when it names none."""
+    return _first(resource, _WORKLOAD)
 
 
 def operation(name: str, attributes: Attributes) -> str:

@@ -1,0 +1,147 @@
+"""RollupFold: signals gathered by one deriver pass, added into the minute and hour rollups.
+
+Every source of signals (paired halves, expired halves, the writers' `rollup_inbox`, mesh-metric
+deltas) adds to one fold; `write` then reads the rows the pass touches (locked until commit),
+adds them in, and upserts the sums. Edges also count plaintext requests per reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from collector.derive import Signals
+from meshlens.signals.histogram import LatencyHistogram
+
+RESOLUTIONS = (60, 3600)
+
+# (table, resolution, bucket, key...) -> signals; the key columns depend on the table
+FoldKey = tuple[str, int, int, str, str, str, str]
+
+
+@dataclass(slots=True)
+class RollupFold:
+    """Signals per rollup row, for both resolutions."""
+
+    signals: dict[FoldKey, Signals] = field(default_factory=dict)
+    types: dict[FoldKey, tuple[str, str]] = field(default_factory=dict)
+    reasons: dict[FoldKey, Counter[str]] = field(default_factory=dict)
+
+    def add(
+        self,
+        kind: str,
+        minute: int,
+        key: tuple[str, str, str, str],
+        signals: Signals,
+        source_kind: str,
+        reasons: Mapping[str, int] | None = None,
+    ) -> None:
+        """Add `signals` of `minute` to a service (key: service, operation, version, "") or
+        an edge (key: source, source type, target, target type) at every resolution."""
+        for resolution in RESOLUTIONS:
+            bucket = minute // resolution * resolution
+            if kind == "service":
+                fold_key: FoldKey = ("service", resolution, bucket, key[0], key[1], key[2], "")
+            else:
+                fold_key = ("edge", resolution, bucket, key[0], key[2], source_kind, "")
+                self.types[fold_key] = (key[1], key[3])
+                if reasons:
+                    self.reasons.setdefault(fold_key, Counter()).update(reasons)
+            target = self.signals.get(fold_key)
+            if target is None:
+                target = self.signals[fold_key] = Signals()
+            target.merge(signals)
+
+    async def write(self, conn: AsyncConnection) -> int:
+        """Add everything into the rollup tables; returns the rows written."""
+        services = [k for k in self.signals if k[0] == "service"]
+        edges = [k for k in self.signals if k[0] == "edge"]
+        await self._merge_existing(conn, services, edges)
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                _UPSERT_SERVICE, [k[1:6] + self.signals[k].columns() for k in services]
+            )
+            await cursor.executemany(_UPSERT_EDGE, [self._edge_row(k) for k in edges])
+        return len(services) + len(edges)
+
+    def _edge_row(self, k: FoldKey) -> tuple[Any, ...]:
+        source_type, target_type = self.types[k]
+        reasons = Jsonb(dict(self.reasons.get(k) or {}))
+        signals = self.signals[k].columns()
+        return (k[1], k[2], k[3], source_type, k[4], target_type, k[5], reasons, *signals)
+
+    async def _merge_existing(
+        self, conn: AsyncConnection, services: list[FoldKey], edges: list[FoldKey]
+    ) -> None:
+        """Add the rows already in the rollups for the keys this pass touches (locked)."""
+        if services:
+            cursor = await conn.execute(_EXISTING_SERVICE, _columns_of(services))
+            for row in await cursor.fetchall():
+                key: FoldKey = ("service", row[0], row[1], row[2], row[3], row[4], "")
+                self.signals[key].merge(signals_from_columns(row[5:]))
+        if edges:
+            cursor = await conn.execute(_EXISTING_EDGE, _columns_of(edges))
+            for row in await cursor.fetchall():
+                key = ("edge", row[0], row[1], row[2], row[3], row[4], "")
+                self.signals[key].merge(signals_from_columns(row[6:]))
+                if row[5]:
+                    self.reasons.setdefault(key, Counter()).update(row[5])
+
+
+def signals_from_columns(columns: tuple[Any, ...]) -> Signals:
+    """Signals from the signal columns of a rollup row, in their order."""
+    requests, errors, keys, counts, mutual, tls, plaintext, unknown = columns
+    return Signals(
+        requests,
+        errors,
+        LatencyHistogram.from_arrays(keys, counts),
+        [unknown, plaintext, tls, mutual],
+    )
+
+
+def _columns_of(keys: list[FoldKey]) -> list[list[Any]]:
+    return [[key[n] for key in keys] for n in range(1, 6)]
+
+
+_SIGNAL_NAMES = (
+    "requests, errors, latency_keys, latency_counts, mtls_mutual, mtls_tls, mtls_plaintext,"
+    " mtls_unknown"
+)
+_SIGNAL_UPDATES = ", ".join(
+    f"{name} = EXCLUDED.{name}" for name in _SIGNAL_NAMES.replace(" ", "").split(",")
+)
+_EXISTING_SERVICE = f"""
+    SELECT resolution, bucket_unix, service, operation, version, {_SIGNAL_NAMES}
+    FROM service_rollups
+    WHERE (resolution, bucket_unix, service, operation, version) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
+    FOR UPDATE
+"""
+_EXISTING_EDGE = f"""
+    SELECT resolution, bucket_unix, source, target, source_kind, plaintext_reasons,
+        {_SIGNAL_NAMES}
+    FROM edge_rollups
+    WHERE (resolution, bucket_unix, source, target, source_kind) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
+    FOR UPDATE
+"""
+_UPSERT_SERVICE = f"""
+    INSERT INTO service_rollups (resolution, bucket_unix, service, operation, version,
+        {_SIGNAL_NAMES})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (resolution, bucket_unix, service, operation, version)
+    DO UPDATE SET {_SIGNAL_UPDATES}
+"""
+_UPSERT_EDGE = f"""
+    INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target, target_type,
+        source_kind, plaintext_reasons, {_SIGNAL_NAMES})
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (resolution, bucket_unix, source, target, source_kind)
+    DO UPDATE SET {_SIGNAL_UPDATES}, source_type = EXCLUDED.source_type,
+        target_type = EXCLUDED.target_type, plaintext_reasons = EXCLUDED.plaintext_reasons
+"""
