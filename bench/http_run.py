@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.lag import LagProbe
 from bench.loadgen import LoadGenerator, LoadStats
 from bench.options import Options
 from bench.procstat import (
@@ -34,6 +36,7 @@ class Usage:
     client_cpu_seconds: float
     postgres_cpu_seconds: dict[str, float] | None
     machine_seconds: tuple[float, float]  # busy, iowait
+    lag: dict[str, float | int | None] | None = None  # derivation lag probes (bench.lag)
 
 
 class Monitor:
@@ -104,17 +107,20 @@ async def drive(
     )
     generator = LoadGenerator(token, templates, server.otlp_http_port, stats)
     connections = [asyncio.create_task(generator.connection(n)) for n in range(options.connections)]
+    probe = LagProbe(server)
+    probing = asyncio.create_task(probe.run(generator.stop))
     try:
         usage = await Monitor(server, postgres).watch(stats)
     finally:
         generator.stop.set()
         await asyncio.gather(*connections, return_exceptions=True)
+        await asyncio.gather(probing, return_exceptions=True)
         if postgres is not None:
             postgres.close()
     for task in connections:  # a bug in the generator must not pass silently
         if task.exception() is not None:
             raise RuntimeError("a load connection crashed") from task.exception()
-    return stats, usage
+    return stats, dataclasses.replace(usage, lag=probe.stats.summary())
 
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -38,7 +38,7 @@ class Report:
     acknowledged_spans_per_second: dict[str, Any]
     latency_ms: dict[str, float]
     requests: dict[str, Any]
-    server: dict[str, float]
+    server: dict[str, Any]
     cpu_percent: dict[str, float | None]
     ceiling: dict[str, Any]
     stored_spans: int
@@ -142,6 +142,7 @@ def make_report(
         server={
             "rss_max_mib": round(usage.server_rss_max / MIB, 1),
             "rss_end_mib": round(usage.server_rss_end / MIB, 1),
+            "derivation_lag": usage.lag,
             "cpu_us_per_span": round(per_span_us, 2),
         },
         cpu_percent=cpu_percent(
@@ -189,6 +190,18 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip()
 
 
+def _lag(lag: object) -> str:
+    if not isinstance(lag, dict) or not lag.get("probes"):
+        return "not measured"
+    if lag.get("median_s") is None:
+        return f"no probe became visible ({lag['missing']} of {lag['probes']})"
+    missing = f", {lag['missing']} never visible" if lag["missing"] else ""
+    return (
+        f"median {lag['median_s']} s   max {lag['max_s']} s "
+        f"(server half acknowledged -> edge in the API; {lag['probes']} probes{missing})"
+    )
+
+
 def summary(report: Report) -> str:
     """The figures as a block fit to paste into a README."""
     c, env = report.config, report.environment
@@ -209,6 +222,7 @@ def summary(report: Report) -> str:
         f"machine CPU            {_machine_cpu(cpu, env['cpus'])}",
         f"COPY ceiling           {ceiling['spans_per_second']:,.0f} spans/s   "
         f"ratio {ceiling['ratio']:.2f}",
+        f"derivation lag         {_lag(report.server.get('derivation_lag'))}",
         f"stored spans           {report.stored_spans:,} {_stored_note(report)}",
         f"refused requests       {_refusals(report.requests)}",
         f"setup                  {env['cpus']} cores, PostgreSQL {env['postgresql']}, "
