@@ -14,9 +14,12 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Literal
 
+from collector.copy_text import span_copy_text
 from collector.decode import OtlpDecoder, TimeWindow
+from collector.derive import BatchDerivation
 from collector.errors import StoreUnavailable
-from collector.rows import DecodedBatch
+from collector.rows import DecodedBatch, PreparedSpans
+from meshlens.partitions import NANOS_PER_DAY
 
 Signal = Literal["spans", "points"]
 
@@ -32,7 +35,26 @@ def _decode_in_worker(
     signal: Signal, body: bytes, window: TimeWindow, as_json: bool
 ) -> DecodedBatch:
     decoder = _worker_decoder or OtlpDecoder()
-    return decode(decoder, signal, body, window, as_json)
+    batch = decode(decoder, signal, body, window, as_json)
+    if batch.spans:
+        prepare_spans(batch, body, as_json)
+    return batch
+
+
+def prepare_spans(batch: DecodedBatch, body: bytes, as_json: bool) -> None:
+    """Replace the batch's span rows and facts by their COPY text and derivation.
+
+    Sending one bytes object and a few aggregates back costs far less than pickling rows.
+    """
+    batch.prepared = PreparedSpans(
+        copy_text=span_copy_text(batch.spans),
+        count=len(batch.spans),
+        days=frozenset(row[9] // NANOS_PER_DAY for row in batch.spans),
+        derivation=BatchDerivation().add_all(batch.facts),
+        body=body,
+        as_json=as_json,
+    )
+    batch.spans, batch.facts = [], []
 
 
 def decode(

@@ -198,6 +198,13 @@ class BatchDerivation:
                 self._signals(("service", minute, service, op, ver, "", "traces")).merge(signals)
         self._calls.clear()
 
+    def merge(self, other: BatchDerivation) -> BatchDerivation:
+        """Add another batch's derivation into this one; returns self."""
+        self.halves.extend(other.halves)
+        for key, signals in other.rollups.items():
+            self._signals(key).merge(signals)
+        return self
+
     def rollup_rows(self) -> list[tuple[Any, ...]]:
         """Rows for rollup_inbox, in its column order."""
         return [key + signals.columns() for key, signals in self.rollups.items()]

@@ -225,6 +225,8 @@ def _merge(batches: Iterable[DecodedBatch]) -> WriteBatch:
         merged.series.update(batch.series)
         merged.spans.extend(batch.spans)
         merged.facts.extend(batch.facts)
+        if batch.prepared is not None:
+            merged.prepared.append(batch.prepared)
         merged.points.extend(batch.points)
         merged.edge_series.update(batch.edge_series)
         merge_readings(merged.saturation, batch.saturation)

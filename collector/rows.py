@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collector.derive import SpanFacts
+    from collector.derive import BatchDerivation, SpanFacts
     from collector.mesh_metrics import EdgeSeries
 
 # Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
@@ -107,6 +107,22 @@ class SeriesRow:
 
 
 @dataclass(slots=True)
+class PreparedSpans:
+    """Spans made ready in a decode worker: their COPY text and what they derive.
+
+    `body` is kept so that, in the rare batch where some spans are resends, the writer can
+    decode them again and derive from the new ones only.
+    """
+
+    copy_text: bytes
+    count: int
+    days: frozenset[int]
+    derivation: BatchDerivation
+    body: bytes
+    as_json: bool
+
+
+@dataclass(slots=True)
 class DecodedBatch:
     """What one OTLP request carried, ready to write, and what was rejected from it."""
 
@@ -120,11 +136,13 @@ class DecodedBatch:
     ignored_utilizations: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    prepared: PreparedSpans | None = None  # set instead of spans/facts by a decode worker
 
     @property
     def items(self) -> int:
         """Spans plus points to store."""
-        return len(self.spans) + len(self.points)
+        spans = self.prepared.count if self.prepared is not None else len(self.spans)
+        return spans + len(self.points)
 
     def reject(self, reason: str) -> None:
         """Count one rejected item, keeping the first few distinct reasons."""

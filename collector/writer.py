@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
+from collector.decode import OtlpDecoder, TimeWindow
 from collector.derive import BatchDerivation, SpanFacts
 from collector.derived_points import (
     METRIC_INBOX_COLUMNS,
@@ -22,7 +24,15 @@ from collector.derived_points import (
     saturation_inbox_rows,
 )
 from collector.mesh_metrics import EdgeSeries
-from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, PointRow, ResourceRow, SeriesRow, SpanRow
+from collector.rows import (
+    POINT_COLUMNS,
+    SPAN_COLUMNS,
+    PointRow,
+    PreparedSpans,
+    ResourceRow,
+    SeriesRow,
+    SpanRow,
+)
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
 
@@ -66,6 +76,7 @@ class WriteBatch:
     series: dict[int, SeriesRow] = field(default_factory=dict)
     spans: list[SpanRow] = field(default_factory=list)
     facts: list[SpanFacts] = field(default_factory=list)
+    prepared: list[PreparedSpans] = field(default_factory=list)  # formatted by decode workers
     points: list[PointRow] = field(default_factory=list)
     edge_series: dict[int, EdgeSeries] = field(default_factory=dict)
     saturation: dict[tuple[int, str], float] = field(default_factory=dict)
@@ -115,14 +126,20 @@ class PostgresWriter:
             await self._write(batch)
 
     async def _write(self, batch: WriteBatch) -> None:
-        await self._ensure_partitions("spans", (row[9] for row in batch.spans))
+        prepared_days = (day * partitions.NANOS_PER_DAY for p in batch.prepared for day in p.days)
+        await self._ensure_partitions(
+            "spans", chain((row[9] for row in batch.spans), prepared_days)
+        )
         await self._ensure_partitions("metric_points", (row[2] for row in batch.points))
         async with self._conn.transaction():
             await self._insert_resources(batch.resources.values())
             await self._insert_series(batch.series.values())
-            if batch.spans:
-                inserted = await self._copy_idempotent("spans", SPAN_COLUMNS, batch.spans)
-                await self._derive(batch.facts, inserted)
+            if batch.spans or batch.prepared:
+                texts = [p.copy_text for p in batch.prepared]
+                inserted = await self._copy_idempotent(
+                    "spans", SPAN_COLUMNS, batch.spans, texts=texts
+                )
+                await self._derive(_facts_to_derive(batch, inserted), inserted, batch.prepared)
             if batch.points:
                 inserted = await self._copy_idempotent(
                     "metric_points", POINT_COLUMNS, batch.points, _POINT_IDENTITY
@@ -174,7 +191,10 @@ class PostgresWriter:
         )
 
     async def _derive(
-        self, facts: list[SpanFacts], inserted: set[tuple[bytes, bytes]] | None
+        self,
+        facts: list[SpanFacts],
+        inserted: set[tuple[bytes, bytes]] | None,
+        prepared: list[PreparedSpans],
     ) -> None:
         """Queue what the spans really inserted (not resends) mean for the graph and signals."""
         if inserted is not None:  # each inserted span once, even if sent twice in the batch
@@ -186,6 +206,9 @@ class PostgresWriter:
                     kept.append(fact)
             facts = kept
         derived = BatchDerivation().add_all(facts)
+        if inserted is None:  # every span was new: the workers' derivations hold
+            for ready in prepared:
+                derived.merge(ready.derivation)
         if derived.halves:
             await self._copy("edge_halves_inbox", HALF_COLUMNS, derived.halves)
         if derived.rollups:
@@ -207,21 +230,28 @@ class PostgresWriter:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         identity: Sequence[str] | None = None,
+        texts: Sequence[bytes] = (),
     ) -> set[tuple[Any, Any]] | None:
-        """COPY `rows`; with resends among them, insert the new ones only.
+        """COPY `rows` (and `texts`, rows already in COPY text); with resends among them,
+        insert the new ones only.
 
         Returns None when every row was new, else the inserted rows' `identity` columns
         (by default the first two).
         """
         try:
             async with self._conn.transaction():  # a savepoint: the fast path may fail
-                await self._copy(table, columns, rows)
+                await self._copy(table, columns, rows, texts)
             return None
         except errors.UniqueViolation:
-            return await self._copy_deduplicated(table, columns, rows, identity or columns[:2])
+            key = identity or columns[:2]
+            return await self._copy_deduplicated(table, columns, rows, key, texts)
 
     async def _copy(
-        self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[Any]],
+        texts: Sequence[bytes] = (),
     ) -> None:
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -229,6 +259,8 @@ class PostgresWriter:
         async with self._conn.cursor().copy(statement) as copy:
             for row in rows:
                 await copy.write_row(row)
+            for text in texts:
+                await copy.write(text)
 
     async def _copy_deduplicated(
         self,
@@ -236,6 +268,7 @@ class PostgresWriter:
         columns: Sequence[str],
         rows: Sequence[Sequence[Any]],
         identity: Sequence[str],
+        texts: Sequence[bytes] = (),
     ) -> set[tuple[Any, Any]]:
         staging = f"{table}_incoming"
         await self._conn.execute(
@@ -243,7 +276,7 @@ class PostgresWriter:
                 sql.Identifier(staging), sql.Identifier(table)
             )
         )
-        await self._copy(staging, columns, rows)
+        await self._copy(staging, columns, rows, texts)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
         returned = sql.SQL(", ").join(map(sql.Identifier, identity))
         cursor = await self._conn.execute(
@@ -252,3 +285,23 @@ class PostgresWriter:
             ).format(sql.Identifier(table), names, names, sql.Identifier(staging), returned)
         )
         return {(row[0], row[1]) for row in await cursor.fetchall()}
+
+
+def _facts_to_derive(
+    batch: WriteBatch, inserted: set[tuple[bytes, bytes]] | None
+) -> list[SpanFacts]:
+    """The batch's span facts; after resends, also those of spans decode workers prepared.
+
+    A worker derived from all of its request's spans; when some were resends, its derivation
+    is dropped and the request decoded again here so only the new spans count.
+    """
+    if inserted is None or not batch.prepared:
+        return batch.facts
+    decoder = OtlpDecoder()
+    facts = list(batch.facts)
+    for ready in batch.prepared:
+        facts.extend(decoder.traces(ready.body, _ANY_TIME, as_json=ready.as_json).facts)
+    return facts
+
+
+_ANY_TIME = TimeWindow(1, 2**63 - 1)  # these spans were already checked and stored

@@ -179,3 +179,45 @@ def test_a_span_sent_twice_in_one_group_commit_counts_once(database_url: str) ->
             "SELECT sum(requests) FROM rollup_inbox WHERE kind = 'service' AND b = '' AND c = ''"
         ).fetchone()
         assert rows == (3,)
+
+
+def test_spans_prepared_by_a_decode_worker_store_and_derive_like_inline_ones(
+    database_url: str,
+) -> None:
+    """COPY text from a worker equals write_row's rows; a resent prepared request counts once."""
+    from collector.decode_pool import prepare_spans
+
+    engine = Database(database_url).sync_engine()
+    upgrade_to_head(engine)
+    engine.dispose()
+    request = trace_request("prepared\\tab\tname", spans=3)
+    request.resource_spans[0].scope_spans[0].spans[0].name = "back\\slash\nnew\rline\ttab"
+    body = request.SerializeToString()
+
+    async def write_twice() -> None:
+        known = KnownRows()
+        window = TimeWindow.around(time.time_ns(), 7, 60)
+        writer = await PostgresWriter.connect(database_url, known)
+        try:
+            for _ in range(2):  # the second time, every span is a resend
+                batch = OtlpDecoder().traces(body, window)
+                prepare_spans(batch, body, as_json=False)
+                merged = WriteBatch(
+                    batch.resources, {}, [], [], [batch.prepared] if batch.prepared else []
+                )
+                await writer.write(merged)
+        finally:
+            await writer.close()
+
+    asyncio.run(write_twice())
+    with psycopg.connect(database_url) as conn:
+        names = conn.execute("SELECT service, name FROM spans ORDER BY start_unix_nano").fetchall()
+        assert names[0] == ("prepared\\tab\tname", "back\\slash\nnew\rline\ttab")
+        assert len(names) == 3
+        ids = conn.execute("SELECT trace_id, span_id FROM spans").fetchall()
+        sent = {(s.trace_id, s.span_id) for s in request.resource_spans[0].scope_spans[0].spans}
+        assert set(ids) == sent
+        totals = conn.execute(
+            "SELECT sum(requests) FROM rollup_inbox WHERE kind = 'service' AND b = '' AND c = ''"
+        ).fetchone()
+        assert totals == (3,)
