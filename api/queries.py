@@ -1,8 +1,9 @@
 """The query layer the JSON API and the dashboards share: rollups in, `api.results` out.
 
 Every function takes an open `AsyncConnection` and a `Window` (or `Series`) from `api.windows`
-and runs one or two statements of `api.rollup_sql` (plus a cheap lookup of the name, only when
-it has no row in the window). Reads only `service_rollups` and `edge_rollups`, never raw spans.
+and runs two or three statements of `api.rollup_sql` (plus a cheap lookup of the name, only
+when it has no row in the window), which sum the rows per key and point. Reads only
+`service_rollups`, `edge_rollups` and `saturation_rollups`, never raw spans or points.
 
 Choices the API documents:
 - A service's signals come from its entry spans (`service_rollups`). A node without entry-span
@@ -10,7 +11,10 @@ Choices the API documents:
   inbound edges instead; `signals_from` says which.
 - An edge with mesh-metrics rows in the window counts those only (metrics are not sampled) and
   lists both sources; the choice is made once per window, for series points too.
-- mTLS mesh-wide (`/mtls`) sums the edges as the graph draws them.
+- mTLS mesh-wide (`/mtls`) sums the edges as the graph draws them; an edge's plaintext
+  reasons are summed from the rows it counts.
+- Saturation is the highest value of the saturation rows covering the window (or point) of
+  the node's name, whatever its signals come from; None without any.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import rollup_sql as sql
@@ -39,35 +43,45 @@ from api.results import (
     Share,
     Signals,
 )
-from api.windows import Series, Window, bucket_ranges
+from api.windows import Series, Window
 
-MESH_METRICS = "mesh-metrics"
+Row = tuple[Any, ...]
 
 
 async def services(conn: AsyncConnection, window: Window) -> list[Node]:
     """Every service with requests in the window (entry spans, or inbound edges), by name."""
-    return [node for node in (await graph(conn, window)).nodes if node.type == "service"]
+    graph = await _graph(conn, window, edge_latency=False)
+    return [node for node in graph.nodes if node.type == "service"]
 
 
 async def graph(conn: AsyncConnection, window: Window) -> Graph:
     """Nodes (services and virtual nodes) and edges with their signals."""
+    return await _graph(conn, window, edge_latency=True)
+
+
+async def _graph(conn: AsyncConnection, window: Window, *, edge_latency: bool) -> Graph:
+    """The graph; without `edge_latency`, the edges' latency (and plaintext reasons) only
+    counts where a node sums its inbound edges: the nodes are whole, the edges are not."""
     rows = await _service_rows(conn, window, sql.SERVICE_TOTALS)
-    edges = await _edges(conn, window, sql.EDGE_ANY)
+    edges = await _edges(conn, window, sql.EDGE_ANY, served_latency=edge_latency)
+    saturation = await _saturation(conn, window, sql.SATURATION_ANY)
     totals = {row.service: row.signals for row in rows}
-    return Graph(nodes=_nodes(window, totals, edges), edges=edges)
+    return Graph(nodes=_nodes(window, totals, edges, saturation), edges=edges)
 
 
 async def service_detail(conn: AsyncConnection, window: Window, name: str) -> ServiceDetail | None:
     """One node's signals, edges, operations and versions; None when `name` was never seen."""
     rows = await _service_rows(conn, window, sql.ONE_SERVICE, name)
     edges = await _edges(conn, window, sql.EDGE_OF, name)
+    saturation = await _saturation(conn, window, sql.SATURATION_OF, name)
     totals = {row.service: row.signals for row in rows if not row.operation and not row.version}
-    nodes = [node for node in _nodes(window, totals, edges) if node.name == name]
+    nodes = [node for node in _nodes(window, totals, edges, saturation) if node.name == name]
     if not nodes:
         seen_as = await node_type(conn, name)
         if seen_as is None:
             return None
-        nodes = [Node(name, seen_as, Signals(seconds=window.seconds), INBOUND_EDGES)]
+        signals = Signals(seconds=window.seconds, saturation=saturation.get(name))
+        nodes = [Node(name, seen_as, signals, INBOUND_EDGES)]
     node = nodes[0]
     return ServiceDetail(
         node=node,
@@ -81,26 +95,33 @@ async def service_detail(conn: AsyncConnection, window: Window, name: str) -> Se
 async def service_series(conn: AsyncConnection, series: Series, name: str) -> ServiceSeries | None:
     """One node's signals per point; None when `name` was never seen."""
     chosen = sql.Rows.series(series)
+    points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
     rows = await _fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
     signals_from = ENTRY_SPANS
+    for _, _, _, point, *columns in rows:
+        _add(points[point].signals, *columns)
     if not rows:
-        rows = _counted(await _fetch(conn, sql.edges(chosen, sql.EDGE_INTO, name)))[1]
+        rows = await _fetch(conn, sql.edges(chosen, sql.EDGE_INTO, name))
         signals_from = INBOUND_EDGES
-    if not rows and await node_type(conn, name) is None:
+        for _, _, _, _, _, counted, point, *columns, _ in rows:
+            if counted:
+                _add(points[point].signals, *columns)
+    saturation = await _fetch(conn, sql.saturation(chosen, sql.SATURATION_OF, name))
+    if not rows and not saturation and await node_type(conn, name) is None:
         return None
-    points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
-    for row in rows:
-        _add(points[row["point"]].signals, row)
+    for _, point, highest in saturation:
+        points[point].signals.saturation = highest
     return ServiceSeries(name, series, points, signals_from)
 
 
 async def mtls(conn: AsyncConnection, series: Series) -> MtlsSummary:
     """mTLS states mesh-wide and per edge over the series' window, and coverage per point."""
     edges = await _edges(conn, series.window, sql.EDGE_ANY)
-    _, rows = _counted(await _fetch(conn, sql.mtls_points(sql.Rows.series(series))))
     points = [MtlsPoint(*series.point(n), Mtls()) for n in range(series.size)]
-    for row in rows:
-        points[row["point"]].mtls.merge(_mtls(row))
+    for row in await _fetch(conn, sql.mtls_points(sql.Rows.series(series))):
+        _, _, _, counted, point, mutual, tls, plaintext, unknown = row
+        if counted:
+            points[point].mtls.add(mutual, tls, plaintext, unknown)
     totals = Mtls()
     for edge in edges:
         totals.merge(edge.signals.mtls)
@@ -124,14 +145,14 @@ async def node_type(conn: AsyncConnection, name: str) -> str | None:
 # --- rows to results ---------------------------------------------------------------------------
 
 
-async def _fetch(conn: AsyncConnection, query: sql.Query) -> Sequence[RowMapping]:
+async def _fetch(conn: AsyncConnection, query: sql.Query) -> Sequence[Row]:
+    """The result rows of `query` (as many as keys and points: `api.rollup_sql` sums)."""
     result = await conn.execute(query.statement, query.parameters)
-    return result.mappings().all()
+    return [tuple(row) for row in result]
 
 
 def _rows(window: Window) -> sql.Rows:
-    lo, hi = window.start_unix, window.end_unix
-    return sql.Rows.window(lo, hi, bucket_ranges(lo, hi))
+    return sql.Rows.window(window.start_unix, window.end_unix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,87 +164,96 @@ class _ServiceRow:
 
 
 async def _service_rows(
-    conn: AsyncConnection, window: Window, where: str, name: str | None = None
+    conn: AsyncConnection, window: Window, where: sql.Where, name: str | None = None
 ) -> list[_ServiceRow]:
     """Service rows of the window summed per service, operation and version."""
-    summed: dict[tuple[str, str, str], Signals] = {}
-    for row in await _fetch(conn, sql.services(_rows(window), where, name)):
-        key = (row["service"], row["operation"], row["version"])
-        signals = summed.get(key)
-        if signals is None:
-            signals = summed[key] = Signals(seconds=window.seconds)
-        _add(signals, row)
-    return [_ServiceRow(*key, signals) for key, signals in summed.items()]
+    found = []
+    for service, operation, version, _, *columns in await _fetch(
+        conn, sql.services(_rows(window), where, name)
+    ):
+        signals = Signals(seconds=window.seconds)
+        _add(signals, *columns)
+        found.append(_ServiceRow(service, operation, version, signals))
+    return found
 
 
 async def _edges(
-    conn: AsyncConnection, window: Window, where: str, name: str | None = None
+    conn: AsyncConnection,
+    window: Window,
+    where: sql.Where,
+    name: str | None = None,
+    *,
+    served_latency: bool = True,
 ) -> list[Edge]:
-    """Edges of the window, by source then target, each from the kind of rows that counts."""
-    sources, rows = _counted(await _fetch(conn, sql.edges(_rows(window), where, name)))
+    """Edges of the window, by source then target, each from the kind of rows that counts
+    (mesh metrics when the edge has them in the window, else traces), listing the kinds seen."""
     edges: dict[tuple[str, str], Edge] = {}
-    for row in rows:
-        key = (row["source"], row["target"])
+    kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
+    query = sql.edges(_rows(window), where, name, served_latency=served_latency)
+    for row in await _fetch(conn, query):
+        source, source_type, target, target_type, kind, counted, _, *columns, reasons = row
+        key = (source, target)
+        kinds[key].add(kind)
         edge = edges.get(key)
         if edge is None:
-            edge = Edge(
-                source=key[0],
-                source_type="",
-                target=key[1],
-                target_type="",
-                sources=sources[key],
+            edge = edges[key] = Edge(
+                source=source,
+                source_type=source_type,
+                target=target,
+                target_type=target_type,
+                sources=(),
                 signals=Signals(seconds=window.seconds),
             )
-            edges[key] = edge
-        edge.source_type = max(edge.source_type, row["source_type"])
-        edge.target_type = max(edge.target_type, row["target_type"])
-        _add(edge.signals, row)
+        else:
+            edge.source_type = max(edge.source_type, source_type)
+            edge.target_type = max(edge.target_type, target_type)
+        if counted:
+            _add(edge.signals, *columns)
+            for counts in reasons or ():
+                edge.plaintext_reasons.update(counts)
+    for key, edge in edges.items():
+        edge.sources = tuple(sorted(kinds[key]))
     return [edges[key] for key in sorted(edges)]
 
 
-def _counted(
-    rows: Sequence[RowMapping],
-) -> tuple[dict[tuple[str, str], tuple[str, ...]], list[RowMapping]]:
-    """Kinds seen per edge (sorted), and the rows that count: mesh metrics when an edge has
-    them, else its traces."""
-    kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for row in rows:
-        kinds[(row["source"], row["target"])].add(row["kind"])
-    counted = [
-        row
-        for row in rows
-        if row["kind"] == MESH_METRICS or MESH_METRICS not in kinds[(row["source"], row["target"])]
-    ]
-    return {edge: tuple(sorted(seen)) for edge, seen in kinds.items()}, counted
+async def _saturation(
+    conn: AsyncConnection, window: Window, where: sql.Where, name: str | None = None
+) -> dict[str, float]:
+    """The highest utilization per service over the window."""
+    rows = await _fetch(conn, sql.saturation(_rows(window), where, name))
+    return {service: highest for service, _, highest in rows}
 
 
-def _add(signals: Signals, row: RowMapping) -> None:
-    """Add one rollup row into `signals`, its histogram arrays straight into the sparse counts
-    (building a `LatencyHistogram` per row to merge it would triple the cost)."""
-    signals.requests += row["requests"]
-    signals.errors += row["errors"]
-    signals.mtls.merge(_mtls(row))
-    counts = signals.latency.counts
-    get = counts.get
-    for key, count in zip(row["latency_keys"], row["latency_counts"], strict=True):
-        counts[key] = get(key, 0) + count
-
-
-def _mtls(row: RowMapping) -> Mtls:
-    return Mtls(
-        mutual=row["mtls_mutual"],
-        tls=row["mtls_tls"],
-        plaintext=row["mtls_plaintext"],
-        unknown=row["mtls_unknown"],
-    )
+def _add(
+    signals: Signals,
+    requests: int,
+    errors: int,
+    latency: str | None,
+    mutual: int,
+    tls: int,
+    plaintext: int,
+    unknown: int,
+) -> None:
+    """Add summed signal columns into `signals` (histograms are summed when asked)."""
+    signals.requests += requests
+    signals.errors += errors
+    signals.mtls.add(mutual, tls, plaintext, unknown)
+    if latency is not None:
+        signals.latency.add_text(latency)
 
 
 def _empty(series: Series, number: int) -> Signals:
     return Signals(seconds=series.window.covered(*series.point(number)))
 
 
-def _nodes(window: Window, totals: Mapping[str, Signals], edges: Iterable[Edge]) -> list[Node]:
-    """Nodes of the services with entry-span signals and of every edge's ends, by name."""
+def _nodes(
+    window: Window,
+    totals: Mapping[str, Signals],
+    edges: Iterable[Edge],
+    saturation: Mapping[str, float],
+) -> list[Node]:
+    """Nodes of the services with entry-span signals and of every edge's ends, by name, with
+    the saturation of their name."""
     types: dict[str, set[str]] = defaultdict(set)
     inbound: dict[str, Signals] = {}
     for edge in edges:
@@ -236,10 +266,12 @@ def _nodes(window: Window, totals: Mapping[str, Signals], edges: Iterable[Edge])
     nodes = []
     for name in sorted(types):
         if name in totals:
-            nodes.append(Node(name, "service", totals[name], ENTRY_SPANS))
+            node = Node(name, "service", totals[name], ENTRY_SPANS)
         else:
             signals = inbound.get(name) or Signals(seconds=window.seconds)
-            nodes.append(Node(name, _node_type(types[name]), signals, INBOUND_EDGES))
+            node = Node(name, _node_type(types[name]), signals, INBOUND_EDGES)
+        node.signals.saturation = saturation.get(name)
+        nodes.append(node)
     return nodes
 
 

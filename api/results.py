@@ -1,16 +1,23 @@
 """What the query layer returns: golden signals, nodes, edges, details, series, mTLS.
 
 Plain dataclasses, shared by the JSON API (`api.schemas` turns them into responses) and the
-dashboards. Counts are exact; latency is a mergeable `LatencyHistogram`; rates divide by the
-covered seconds of the window or point they describe.
+dashboards. Counts are exact; latency sums log-bucketed histograms (`Latency`); rates divide by
+the covered seconds of the window or point they describe.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, compress
+from operator import add
+
+import orjson
 
 from api.windows import Series
-from meshlens.signals.histogram import LatencyHistogram
+from meshlens.signals.histogram import MAX_KEY, LatencyHistogram, bucket_value_ns
 
 ENTRY_SPANS = "entry-spans"
 INBOUND_EDGES = "inbound-edges"
@@ -33,10 +40,99 @@ class Mtls:
         return self.mutual / known if known else None
 
     def merge(self, other: Mtls) -> None:
-        self.mutual += other.mutual
-        self.tls += other.tls
-        self.plaintext += other.plaintext
-        self.unknown += other.unknown
+        self.add(other.mutual, other.tls, other.plaintext, other.unknown)
+
+    def add(self, mutual: int, tls: int, plaintext: int, unknown: int) -> None:
+        self.mutual += mutual
+        self.tls += tls
+        self.plaintext += plaintext
+        self.unknown += unknown
+
+
+QUANTILES = (("p50", 50, 100), ("p95", 95, 100), ("p99", 99, 100))
+"""Name, numerator and denominator of each percentile `latency_ms` gives."""
+
+
+class Latency:
+    """Latency histograms added up for one answer, summed only when a percentile is asked.
+
+    Histograms are kept as they come (rollup rows' arrays, or the JSON text `api.rollup_sql`
+    concatenates them into), so adding one costs an append. Summing them goes into a dense list
+    indexed by bucket key, two to three times cheaper per bucket than a dict, and percentiles
+    come from its running sum. Values equal `LatencyHistogram.quantiles_ms` of the same counts.
+    """
+
+    __slots__ = ("_dense", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Sequence[int] | str | None, Sequence[int]]] = []
+        self._dense: list[int] | None = None
+
+    def add_arrays(self, keys: Sequence[int], counts: Sequence[int]) -> None:
+        """Add a histogram stored as sorted keys and their counts (a rollup row's arrays)."""
+        if len(keys) != len(counts):
+            raise ValueError(f"histogram arrays differ: {len(keys)} keys, {len(counts)} counts")
+        if keys:
+            if keys[0] < 0:  # a key past MAX_KEY fails when summed; a negative one would not
+                raise ValueError(f"bucket key {keys[0]} is negative")
+            self._pending.append((keys, counts))
+
+    def add_text(self, histograms: str) -> None:
+        """Add histograms given as `[{keys},{counts},{keys},{counts},...]` (PostgreSQL array
+        literals of bucket keys and counts, in pairs, in brackets)."""
+        self._pending.append((histograms, ()))
+
+    def merge(self, other: Latency) -> None:
+        """Add `other`'s counts (`other` is left as it is)."""
+        self._pending.extend(other._pending)
+        if other._dense is not None:
+            self._pending.append((None, other._dense.copy()))
+
+    def counts(self) -> list[int]:
+        """Counts by bucket key (the index), `MAX_KEY + 1` of them."""
+        dense = self._dense
+        if dense is None:
+            dense = self._dense = [0] * (MAX_KEY + 1)
+        for keys, counts in self._pending:
+            if keys is None:  # another one's dense counts
+                dense[:] = map(add, dense, counts)
+            elif isinstance(keys, str):
+                arrays = orjson.loads(keys.translate(_BRACKETS))
+                for row_keys, row_counts in zip(arrays[::2], arrays[1::2], strict=True):
+                    _add_sparse(dense, row_keys, row_counts)
+            else:
+                _add_sparse(dense, keys, counts)
+        self._pending.clear()
+        return dense
+
+    def histogram(self) -> LatencyHistogram:
+        """The sum as a sparse `LatencyHistogram`."""
+        dense = self.counts()
+        return LatencyHistogram(dict(compress(enumerate(dense), dense)))
+
+    def quantiles_ms(self) -> dict[str, float | None]:
+        """{"p50", "p95", "p99"} in milliseconds rounded to 3 decimals; None when empty."""
+        if self._dense is None and not self._pending:
+            return {name: None for name, _, _ in QUANTILES}
+        running = list(accumulate(self.counts()))
+        total = running[-1]
+        if total <= 0:
+            return {name: None for name, _, _ in QUANTILES}
+        quantiles: dict[str, float | None] = {}
+        for name, numerator, denominator in QUANTILES:
+            rank = min(max(-(-total * numerator // denominator), 1), total)  # `nearest_rank`
+            quantiles[name] = round(bucket_value_ns(bisect_left(running, rank)) / 1e6, 3)
+        return quantiles
+
+
+_BRACKETS = str.maketrans("{}", "[]")
+
+
+def _add_sparse(dense: list[int], keys: Sequence[int], counts: Sequence[int]) -> None:
+    if keys and keys[0] < 0:  # a key past MAX_KEY fails on its own; a negative one would not
+        raise ValueError(f"bucket key {keys[0]} is negative")
+    for key, count in zip(keys, counts, strict=True):
+        dense[key] += count
 
 
 @dataclass(slots=True)
@@ -46,9 +142,11 @@ class Signals:
     seconds: float
     requests: int = 0
     errors: int = 0
-    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    latency: Latency = field(default_factory=Latency)
     mtls: Mtls = field(default_factory=Mtls)
-    saturation: float | None = None  # utilization gauges are not derived yet
+    saturation: float | None = None
+    """Highest utilization in [0, 1] of the saturation rows covering the same time; None
+    without any."""
 
     @property
     def error_rate(self) -> float | None:
@@ -65,7 +163,8 @@ class Signals:
         return self.latency.quantiles_ms()
 
     def merge(self, other: Signals) -> Signals:
-        """Add `other`'s counts (not its seconds) into this one; returns self."""
+        """Add `other`'s counts (not its seconds nor its saturation) into this one; returns
+        self."""
         self.requests += other.requests
         self.errors += other.errors
         self.latency.merge(other.latency)
@@ -93,6 +192,14 @@ class Edge:
     target_type: str
     sources: tuple[str, ...]
     signals: Signals
+    plaintext_reasons: Counter[str] = field(default_factory=Counter)
+    """Plaintext requests by the reason the mesh gave (Linkerd `no_tls_reason`)."""
+
+    @property
+    def plaintext_reason(self) -> str | None:
+        """The reason with the most plaintext requests (ties: the first by name); None without
+        any."""
+        return top_reason(self.plaintext_reasons)
 
 
 @dataclass(slots=True)
@@ -151,3 +258,9 @@ class MtlsSummary:
     tls_edges: list[Edge]
     series: Series
     points: list[MtlsPoint]
+
+
+def top_reason(reasons: Mapping[str, int]) -> str | None:
+    """The reason with the most requests (ties: the first by name); None without any."""
+    counted = [(-count, reason) for reason, count in reasons.items() if count > 0]
+    return min(counted)[1] if counted else None

@@ -1,17 +1,28 @@
-"""The SQL the query layer runs: which rollup rows a window or a series reads.
+"""The SQL the query layer runs: which rollup rows a window or a series reads, summed.
 
 Every statement reads the rows of some `BucketRange`s (from `api.windows`): one
 `resolution = ? AND bucket_unix >= ? AND bucket_unix < ?` per range, OR-ed, so PostgreSQL reads
-primary-key index ranges and never both resolutions for the same time. (Joining to an
-`unnest` of the ranges instead lets the planner hash-join a sequential scan of the table.)
+index ranges (the primary key's, or for one name the `*_by_*` indexes that start with the name)
+and never two resolutions for the same time. A condition on names with alternatives (a
+service's edges: `source = ?` or `target = ?`) is repeated inside each range's term, so that
+each alternative reads its own index within the range, not every row of the name since
+retention. (Joining to an `unnest` of the ranges instead lets the planner hash-join a
+sequential scan of the table.)
 
-Rows with histograms come back as they are and `api.queries` sums them, histograms included.
-Measured with 50 services and 150 edges (30 buckets a row) over 24 h, that is faster than
-summing in SQL, where merging histograms means unnesting every (key, count) pair and grouping
-by key: 15 m of service totals 18 ms against 44 ms, 24 h 96 ms against 135 ms (see the
-README). Only the mTLS coverage series, which has no histograms, is summed here.
+Rows are summed here, one result row per key (and series point): counts with `sum`, and the
+histograms concatenated, not merged, into one text, `[{keys},{counts},{keys},...]`, one pair
+of array literals per rollup row, which `api.results.Latency` adds up when a percentile is
+asked. Measured on a 24 h graph of 50 services and 150 edges (7,600 rollup rows): merging the
+histograms in SQL too (unnesting every (key, count) pair, grouping by key) took three times
+as long for the edges (184 ms against 60 ms); returning every row took 180 ms of CPU per
+request against 130 ms, mostly for parsing and keeping thousands of rows of arrays on the
+client, whose allocations also set off Python's garbage collector (the slowest requests).
+Histograms nobody needs are left out: the traces rows of an edge that has mesh-metrics rows in
+the window (`counted` false), and for `/services` the edges into services with entry spans.
 
-Statements are assembled from the constant fragments below only; values are bound parameters."""
+Statements are assembled from the constant fragments below only; values are bound parameters.
+Result columns come in the order each function's docstring gives, which `api.queries`
+unpacks."""
 
 from __future__ import annotations
 
@@ -19,22 +30,25 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, text
 
-from api.windows import MINUTE, BucketRange, Series
+from api.windows import RESOLUTIONS, BucketRange, Series, bucket_ranges
 
 MAX_RANGES = 48
-"""More ranges than this (a series with an odd step) read minute rows for the whole window."""
-
-SIGNAL_COLUMNS = """
-    t.requests, t.errors, t.latency_keys, t.latency_counts,
-    t.mtls_mutual, t.mtls_tls, t.mtls_plaintext, t.mtls_unknown"""
+"""A series whose points need more ranges than this (an odd step) leaves out the coarsest
+resolution, then the next: at worst it reads minute rows for the whole window, one range."""
 
 SERVICE_TOTALS = "t.operation = '' AND t.version = ''"
 ONE_SERVICE = "t.service = :name"
 ONE_SERVICE_TOTAL = f"{ONE_SERVICE} AND {SERVICE_TOTALS}"
 
+Where = str | tuple[str, ...]
+"""A condition on alias t, or alternatives of which a row meets at least one."""
+
 EDGE_ANY = "TRUE"
-EDGE_OF = "(t.source = :name OR t.target = :name)"
+EDGE_OF = ("t.source = :name", "t.target = :name")
 EDGE_INTO = "t.target = :name"
+
+SATURATION_ANY = "TRUE"
+SATURATION_OF = "t.service = :name"
 
 _NO_POINT = "0"
 _POINT = "t.bucket_unix / :step - :first_index"
@@ -57,18 +71,26 @@ class Rows:
     first_index: int = 0
 
     @classmethod
-    def window(cls, lo: int, hi: int, ranges: list[BucketRange]) -> Rows:
-        return cls(ranges if len(ranges) <= MAX_RANGES else [BucketRange(MINUTE, lo, hi)])
+    def window(cls, lo: int, hi: int) -> Rows:
+        """The rows of `[lo, hi)` summed into one (at most 5 ranges)."""
+        return cls(bucket_ranges(lo, hi))
 
     @classmethod
     def series(cls, series: Series) -> Rows:
-        window = series.window
-        ranges = cls.window(window.start_unix, window.end_unix, series.ranges()).ranges
+        """The rows of every point of `series`, each row inside one point."""
+        for coarsest in range(len(RESOLUTIONS)):
+            ranges = series.ranges(RESOLUTIONS[coarsest:])
+            if len(ranges) <= MAX_RANGES:
+                break
         return cls(ranges, series.step_seconds, series.first_index)
 
-    def predicate(self) -> str:
+    def predicate(self, where: Where = "TRUE") -> str:
+        """Rows of the ranges that meet `where` (each alternative in each range's term)."""
+        alternatives = (where,) if isinstance(where, str) else where
         parts = [
-            f"(t.resolution = :r{n} AND t.bucket_unix >= :lo{n} AND t.bucket_unix < :hi{n})"
+            f"({condition} AND t.resolution = :r{n} AND t.bucket_unix >= :lo{n}"
+            f" AND t.bucket_unix < :hi{n})"
+            for condition in alternatives
             for n in range(len(self.ranges))
         ]
         return f"({' OR '.join(parts)})" if parts else "FALSE"
@@ -85,57 +107,124 @@ class Rows:
         return bound
 
 
-def services(rows: Rows, where: str, name: str | None = None) -> Query:
-    """Service rows (`where` on alias t) with their point."""
-    statement = text(
-        f"""
-SELECT t.service, t.operation, t.version, {rows.point()} AS point, {SIGNAL_COLUMNS}
+_SUMS = """sum(t.requests)::bigint AS requests, sum(t.errors)::bigint AS errors,
+       {latency} AS latency,
+       sum(t.mtls_mutual)::bigint AS mtls_mutual, sum(t.mtls_tls)::bigint AS mtls_tls,
+       sum(t.mtls_plaintext)::bigint AS mtls_plaintext,
+       sum(t.mtls_unknown)::bigint AS mtls_unknown"""
+
+
+def _latency(wanted: str) -> str:
+    """The histograms of the rows meeting `wanted`, as `[{keys},{counts},{keys},...]` (array
+    literals: JSON once braces become brackets; NULL when no row has a bucket)."""
+    pairs = "t.latency_keys::text || ',' || t.latency_counts::text"
+    only = f"{wanted} AND cardinality(t.latency_keys) > 0"
+    return f"'[' || string_agg({pairs}, ',') FILTER (WHERE {only}) || ']'"
+
+
+def services(rows: Rows, where: Where, name: str | None = None) -> Query:
+    """Service rows (`where` on alias t) summed per service, operation, version and point:
+    service, operation, version, point, requests, errors, latency, mTLS mutual, tls,
+    plaintext and unknown."""
+    statement = f"""
+SELECT t.service, t.operation, t.version, {rows.point()} AS point,
+       {_SUMS.format(latency=_latency("TRUE"))}
 FROM service_rollups t
-WHERE {rows.predicate()} AND {where}
+WHERE {rows.predicate(where)}
+GROUP BY 1, 2, 3, 4
 """
-    )
-    return Query(statement, _with_name(rows.parameters(), name))
+    return Query(text(statement), _with_name(rows.parameters(), name))
 
 
-def edges(rows: Rows, where: str, name: str | None = None) -> Query:
-    """Edge rows (`where` on alias t) with their kind (source_kind) and point."""
-    statement = text(
-        f"""
-SELECT t.source, t.source_type, t.target, t.target_type, t.source_kind AS kind,
-       {rows.point()} AS point, {SIGNAL_COLUMNS}
-FROM edge_rollups t
-WHERE {rows.predicate()} AND {where}
+def _metered(rows: Rows, where: Where) -> str:
+    """The edges (`where` on alias t) with mesh-metrics rows among `rows`: a row counts when it
+    is of mesh metrics or its edge has none (`_COUNTED`, with `_JOIN_METERED`)."""
+    return f"""
+metered AS (
+    SELECT DISTINCT t.source, t.target FROM edge_rollups t
+    WHERE {rows.predicate(where)} AND t.source_kind = 'mesh-metrics')"""
+
+
+_COUNTED = "(t.source_kind = 'mesh-metrics' OR m.source IS NULL)"
+_JOIN_METERED = "LEFT JOIN metered m ON m.source = t.source AND m.target = t.target"
+_SERVED = """,
+served AS (
+    SELECT DISTINCT t.service FROM service_rollups t WHERE {rows})"""
+_JOIN_SERVED = "LEFT JOIN served s ON s.service = t.target"
+
+
+def edges(
+    rows: Rows, where: Where, name: str | None = None, *, served_latency: bool = True
+) -> Query:
+    """Edge rows (`where` on alias t) summed per edge, kind and point: source, source type,
+    target, target type (the greatest seen), kind (source_kind), counted, point, requests,
+    errors, latency, mTLS mutual, tls, plaintext and unknown, plaintext reasons (an array of
+    the rows' non-empty {reason: requests}, or NULL).
+
+    Kinds that do not count come without histograms and reasons. With `served_latency` false,
+    neither come for edges into a service with entry-span rows among `rows` either (whose node
+    does not sum its edges)."""
+    wanted = _COUNTED
+    with_served, join_served = "", ""
+    if not served_latency:
+        wanted = f"({_COUNTED} AND s.service IS NULL)"
+        with_served = _SERVED.format(rows=rows.predicate(SERVICE_TOTALS))
+        join_served = _JOIN_SERVED
+    statement = f"""WITH {_metered(rows, where)}{with_served}
+SELECT t.source, max(t.source_type) AS source_type, t.target,
+       max(t.target_type) AS target_type, t.source_kind AS kind,
+       bool_or({_COUNTED}) AS counted, {rows.point()} AS point,
+       {_SUMS.format(latency=_latency(wanted))},
+       jsonb_agg(t.plaintext_reasons)
+           FILTER (WHERE {wanted} AND t.plaintext_reasons <> '{{}}'::jsonb) AS plaintext_reasons
+FROM edge_rollups t {_JOIN_METERED} {join_served}
+WHERE {rows.predicate(where)}
+GROUP BY t.source, t.target, t.source_kind, 7
 """
-    )
-    return Query(statement, _with_name(rows.parameters(), name))
+    return Query(text(statement), _with_name(rows.parameters(), name))
 
 
 def mtls_points(rows: Rows) -> Query:
-    """mTLS states per edge, kind and point (no histograms: the coverage series)."""
-    statement = text(
-        f"""
-SELECT t.source, t.target, t.source_kind AS kind, {rows.point()} AS point,
-       sum(mtls_mutual)::bigint AS mtls_mutual, sum(mtls_tls)::bigint AS mtls_tls,
-       sum(mtls_plaintext)::bigint AS mtls_plaintext, sum(mtls_unknown)::bigint AS mtls_unknown
-FROM edge_rollups t
+    """mTLS states per edge, kind and point (the coverage series): source, target, kind,
+    counted, point, mTLS mutual, tls, plaintext and unknown."""
+    statement = f"""WITH {_metered(rows, EDGE_ANY)}
+SELECT t.source, t.target, t.source_kind AS kind, {_COUNTED} AS counted,
+       {rows.point()} AS point,
+       sum(t.mtls_mutual)::bigint AS mtls_mutual, sum(t.mtls_tls)::bigint AS mtls_tls,
+       sum(t.mtls_plaintext)::bigint AS mtls_plaintext,
+       sum(t.mtls_unknown)::bigint AS mtls_unknown
+FROM edge_rollups t {_JOIN_METERED}
 WHERE {rows.predicate()}
-GROUP BY 1, 2, 3, 4
+GROUP BY 1, 2, 3, 4, 5
 """
-    )
-    return Query(statement, rows.parameters())
+    return Query(text(statement), rows.parameters())
+
+
+def saturation(rows: Rows, where: Where, name: str | None = None) -> Query:
+    """The highest utilization per service (`where` on alias t) and point: service, point,
+    saturation."""
+    statement = f"""
+SELECT t.service, {rows.point()} AS point, max(t.value) AS saturation
+FROM saturation_rollups t
+WHERE {rows.predicate(where)}
+GROUP BY 1, 2
+"""
+    return Query(text(statement), _with_name(rows.parameters(), name))
 
 
 NODE_TYPE = text(
     """
-(SELECT 'service' FROM service_rollups WHERE resolution = 3600 AND service = :name LIMIT 1)
-UNION ALL (SELECT source_type FROM edge_rollups WHERE resolution = 3600 AND source = :name LIMIT 1)
-UNION ALL (SELECT target_type FROM edge_rollups WHERE resolution = 3600 AND target = :name LIMIT 1)
+(SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
+UNION ALL (SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = 3600 LIMIT 1)
+UNION ALL (SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = 3600 LIMIT 1)
+UNION ALL
+(SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
 LIMIT 1
 """
 )
-"""The type `name` had in any rollup row (none: never seen). Hour rows hold the same data as
-minute rows and are 60 times fewer to scan: the tables have no index on names, and this runs
-only for a name with no row in the window."""
+"""The type `name` had in any rollup row (none: never seen); a name with utilization gauges
+only is a service. Each part is a lookup in an index that starts with the name; it runs only
+for a name with no row in the window."""
 
 
 def _with_name(parameters: dict[str, object], name: str | None) -> dict[str, object]:

@@ -54,7 +54,8 @@ class SignalFields(BaseModel):
 
 class NodeSignals(SignalFields):
     saturation: float | None = Field(
-        description="Highest utilization in [0, 1]; null when unknown (not derived yet)."
+        description="Highest utilization in [0, 1] of the service's utilization gauges "
+        "(MESHLENS_SATURATION_METRICS) over the window; null when none was reported."
     )
     mtls_coverage: float | None = Field(description="Inbound mTLS coverage; null when unknown.")
     mtls: MtlsCounts = Field(description="Inbound requests by mTLS state.")
@@ -88,6 +89,10 @@ class EdgeModel(SignalFields):
         description="Where the edge is seen: `mesh-metrics` and/or `traces` (sorted). With "
         "both, counts come from mesh metrics only (they are not sampled)."
     )
+    plaintext_reasons: dict[str, int] = Field(
+        description="Plaintext requests by the reason the mesh gave (Linkerd `no_tls_reason`); "
+        "empty when it gave none."
+    )
 
 
 class GraphResponse(BaseModel):
@@ -120,7 +125,9 @@ class PointModel(SignalFields):
     start: str = Field(description="Point start, RFC 3339 UTC.")
     start_unix: int = Field(description="Point start, unix seconds (a multiple of the step).")
     seconds: float = Field(description="Seconds the point covers (edges of the window: less).")
-    saturation: float | None = Field(description="null: not derived yet.")
+    saturation: float | None = Field(
+        description="Highest utilization in [0, 1] within the point; null when none was reported."
+    )
     mtls_coverage: float | None = Field(description="mTLS coverage of the point's requests.")
 
 
@@ -134,7 +141,11 @@ class SeriesResponse(BaseModel):
 
 class MtlsEdgeModel(EdgeModel):
     reason: str | None = Field(
-        description="Why the edge is not mutual, where the mesh says (not derived yet: null)."
+        description="The reason the mesh gave for most of the edge's plaintext requests (ties: "
+        "the first by name); null when it gave none."
+    )
+    reasons: dict[str, int] = Field(
+        description="Plaintext requests by the reason the mesh gave (Linkerd `no_tls_reason`)."
     )
 
 
@@ -210,6 +221,7 @@ def edge_fields(edge: results.Edge) -> dict[str, object]:
         "target_type": edge.target_type,
         "mtls": mtls_counts(edge.signals.mtls),
         "sources": list(edge.sources),
+        "plaintext_reasons": dict(sorted(edge.plaintext_reasons.items())),
     }
 
 
@@ -299,4 +311,7 @@ def mtls_response(summary: results.MtlsSummary) -> MtlsResponse:
 
 
 def _mtls_edge(edge: results.Edge) -> MtlsEdgeModel:
-    return MtlsEdgeModel.model_validate({**edge_fields(edge), "reason": None})
+    fields = edge_fields(edge)
+    return MtlsEdgeModel.model_validate(
+        {**fields, "reason": edge.plaintext_reason, "reasons": fields["plaintext_reasons"]}
+    )

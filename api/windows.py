@@ -12,10 +12,12 @@ Rules (the API documents them):
   minute still to come (so requests/s does not dip each time a minute starts).
 - Series points are aligned to multiples of `step` since the epoch (a `5m` step gives points at
   :00, :05, ...), clipped to the window: the first and last points may be shorter than `step`.
-- Rows are read at hour resolution for every whole hour inside a span (a window, or one series
-  point) and at minute resolution for the ragged minutes at its edges, never both for the same
-  time: a 24 h window reads 23 hour rows per key and 60 minute rows (24 and none when it is
-  hour-aligned); any window reads at most 118 minute rows per key.
+- A span (a window, or one series point) is covered with the coarsest rows that fit inside it,
+  never two resolutions for the same time: every whole hour from hour rows, the whole
+  ten-minute blocks of what is left at its edges from 10-minute rows, the remaining minutes
+  from minute rows. A 24 h window reads 23 hour rows per key plus 5 ten-minute rows and 10
+  minute rows (6 and none when its end is on a ten-minute boundary; 24 hour rows and nothing
+  else when on an hour); any window reads at most 10 ten-minute and 18 minute rows per key.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 MINUTE = 60
+TEN_MINUTES = 600
 HOUR = 3600
+RESOLUTIONS = (HOUR, TEN_MINUTES, MINUTE)
+"""Rollup resolutions (seconds) the deriver writes, coarsest first; each divides the previous."""
 DEFAULT_WINDOW = "15m"
 ROLLUP_RETENTION_DAYS = 90
 MAX_WINDOW_SECONDS = ROLLUP_RETENTION_DAYS * 86400
@@ -133,17 +139,24 @@ class BucketRange:
     hi: int
 
 
-def bucket_ranges(lo: int, hi: int) -> list[BucketRange]:
-    """The rows covering the whole minutes `[lo, hi)`: hours inside it, minutes at its edges."""
-    first_hour = math.ceil(lo / HOUR) * HOUR
-    last_hour = hi // HOUR * HOUR
-    if first_hour >= last_hour:
-        return [BucketRange(MINUTE, lo, hi)] if lo < hi else []
-    ranges = [BucketRange(MINUTE, lo, first_hour)] if lo < first_hour else []
-    ranges.append(BucketRange(HOUR, first_hour, last_hour))
-    if last_hour < hi:
-        ranges.append(BucketRange(MINUTE, last_hour, hi))
-    return ranges
+def bucket_ranges(lo: int, hi: int, resolutions: Sequence[int] = RESOLUTIONS) -> list[BucketRange]:
+    """The rows covering the whole minutes `[lo, hi)`, in time order: the whole buckets of the
+    coarsest of `resolutions` inside it, and its edges covered the same way by the finer ones.
+    The last (finest) resolution covers whatever is left."""
+    if lo >= hi:
+        return []
+    resolution, finer = resolutions[0], resolutions[1:]
+    if not finer:
+        return [BucketRange(resolution, lo, hi)]
+    first = -(-lo // resolution) * resolution
+    last = hi // resolution * resolution
+    if first >= last:
+        return bucket_ranges(lo, hi, finer)
+    return [
+        *bucket_ranges(lo, first, finer),
+        BucketRange(resolution, first, last),
+        *bucket_ranges(last, hi, finer),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +181,11 @@ class Series:
         lo = (self.first_index + number) * self.step_seconds
         return max(lo, self.window.start_unix), min(lo + self.step_seconds, self.window.end_unix)
 
-    def ranges(self) -> list[BucketRange]:
+    def ranges(self, resolutions: Sequence[int] = RESOLUTIONS) -> list[BucketRange]:
         """Rows covering every point, each row inside one point; adjacent ranges merged."""
         merged: list[BucketRange] = []
         for number in range(self.size):
-            for part in bucket_ranges(*self.point(number)):
+            for part in bucket_ranges(*self.point(number), resolutions):
                 last = merged[-1] if merged else None
                 if last and last.resolution == part.resolution and last.hi == part.lo:
                     merged[-1] = BucketRange(part.resolution, last.lo, part.hi)

@@ -9,8 +9,8 @@ advisory lock), it:
    signals were counted at ingest);
 3. takes the points of Istio / Linkerd series writers queued, as deltas per series
    (`collector.metric_deriver`: edges with source_kind 'mesh-metrics');
-4. folds all of it, and the signals writers aggregated (`rollup_inbox`), into the minute and
-   hour rollups (`collector.rollup_fold`), and the utilization maxima into
+4. folds all of it, and the signals writers aggregated (`rollup_inbox`), into the minute,
+   10-minute and hour rollups (`collector.rollup_fold`), and the utilization maxima into
    `saturation_rollups`.
 Pairing in the database survives restarts, sees halves written by any collector process, and
 tolerates halves minutes apart in either order; each pair is counted once.

@@ -9,7 +9,7 @@ Runs inside the deriver's pass (one transaction, one process at a time under its
    'mesh-metrics': counters as requests (errors, mTLS state, plaintext reason), histograms as
    latency (`meshlens.signals.explicit_buckets`);
 4. keeps the highest utilization per service and bucket (`saturation_inbox` ->
-   `saturation_rollups`, at 60 s and 3600 s).
+   `saturation_rollups`, at every resolution of `RESOLUTIONS`: 60 s, 600 s and 3600 s).
 Cursors live in PostgreSQL, so a restart or another meshlens process continues each series
 where it was; a point older than its series' cursor is ignored (counted as out_of_order).
 """

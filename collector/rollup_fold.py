@@ -1,4 +1,4 @@
-"""RollupFold: signals gathered by one deriver pass, added into the minute and hour rollups.
+"""RollupFold: signals gathered by one deriver pass, added into the rollups at every resolution.
 
 Every source of signals (paired halves, expired halves, the writers' `rollup_inbox`, mesh-metric
 deltas) adds to one fold; `write` then reads the rows the pass touches (locked until commit),
@@ -18,7 +18,9 @@ from psycopg.types.json import Jsonb
 from collector.derive import Signals
 from meshlens.signals.histogram import LatencyHistogram
 
-RESOLUTIONS = (60, 3600)
+RESOLUTIONS = (60, 600, 3600)
+"""Rollup resolutions in seconds: minute, 10-minute and hour rows. The API covers a window with
+the coarsest rows that fit (`api.windows.RESOLUTIONS`, the same list coarsest first)."""
 
 # (table, resolution, bucket, key...) -> signals; the key columns depend on the table
 FoldKey = tuple[str, int, int, str, str, str, str]
@@ -26,7 +28,7 @@ FoldKey = tuple[str, int, int, str, str, str, str]
 
 @dataclass(slots=True)
 class RollupFold:
-    """Signals per rollup row, for both resolutions."""
+    """Signals per rollup row, at every resolution."""
 
     signals: dict[FoldKey, Signals] = field(default_factory=dict)
     types: dict[FoldKey, tuple[str, str]] = field(default_factory=dict)

@@ -173,18 +173,24 @@ rollup_inbox = Table(
 service_rollups = Table(
     "service_rollups",
     metadata,
-    Column("resolution", Integer, primary_key=True, comment="seconds: 60 or 3600"),
+    Column("resolution", Integer, primary_key=True, comment="seconds: 60, 600 or 3600"),
     Column("bucket_unix", BigInteger, primary_key=True),
     Column("service", Text, primary_key=True),
     Column("operation", Text, primary_key=True, comment="'' in service and version rows"),
     Column("version", Text, primary_key=True, comment="'' in service and operation rows"),
     *_signal_columns(),
 )
+Index(
+    "service_rollups_by_service",
+    service_rollups.c.service,
+    service_rollups.c.resolution,
+    service_rollups.c.bucket_unix,
+)
 
 edge_rollups = Table(
     "edge_rollups",
     metadata,
-    Column("resolution", Integer, primary_key=True),
+    Column("resolution", Integer, primary_key=True, comment="seconds: 60, 600 or 3600"),
     Column("bucket_unix", BigInteger, primary_key=True),
     Column("source", Text, primary_key=True),
     Column("source_type", Text, nullable=False),
@@ -199,6 +205,18 @@ edge_rollups = Table(
         server_default=text("'{}'"),
         comment="{reason: plaintext requests}, reasons the mesh gave (Linkerd no_tls_reason)",
     ),
+)
+Index(
+    "edge_rollups_by_source",
+    edge_rollups.c.source,
+    edge_rollups.c.resolution,
+    edge_rollups.c.bucket_unix,
+)
+Index(
+    "edge_rollups_by_target",
+    edge_rollups.c.target,
+    edge_rollups.c.resolution,
+    edge_rollups.c.bucket_unix,
 )
 
 metric_points_inbox = Table(
@@ -249,10 +267,16 @@ saturation_inbox = Table(
 saturation_rollups = Table(
     "saturation_rollups",
     metadata,
-    Column("resolution", Integer, primary_key=True, comment="seconds: 60 or 3600"),
+    Column("resolution", Integer, primary_key=True, comment="seconds: 60, 600 or 3600"),
     Column("bucket_unix", BigInteger, primary_key=True),
     Column("service", Text, primary_key=True),
     Column("value", Double, nullable=False, comment="highest utilization in [0, 1]"),
+)
+Index(
+    "saturation_rollups_by_service",
+    saturation_rollups.c.service,
+    saturation_rollups.c.resolution,
+    saturation_rollups.c.bucket_unix,
 )
 
 PARTITIONED_TABLES = {"spans": "start_unix_nano", "metric_points": "time_unix_nano"}

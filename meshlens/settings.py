@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         7, ge=1, description="Days of raw metric points kept; older daily partitions are dropped."
     )
     rollup_retention_days: int = Field(
-        90, ge=1, description="Days of derived per-minute and per-hour signals kept."
+        90, ge=1, description="Days of derived signals (minute, 10-minute and hour rows) kept."
     )
     pairing_window_seconds: float = Field(
         300,

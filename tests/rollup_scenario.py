@@ -1,8 +1,10 @@
 """A known mesh written straight into the rollup tables, and the answers expected from it.
 
-Requests are listed one by one (`Request`), then summed into minute rows *and* hour rows, as the
-deriver keeps them, so a query reading both resolutions for the same time, or missing some,
-gets numbers that differ from what `expected` computes from the list itself.
+Requests are listed one by one (`Request`), then summed into rows at every resolution the
+deriver writes (`collector.rollup_fold.RESOLUTIONS`: minute, 10-minute and hour rows), all from
+that one list, so a query reading two resolutions for the same time, or missing some, gets
+numbers that differ from what the tests compute from the list itself. Utilization readings
+(`Reading`) become saturation rows the same way.
 
 The mesh, every minute from 08:00 to 12:09 UTC on 2026-11-26 (minute index i from 0):
 - user -> checkout (traces; root spans): 10, 20 or 30 requests; versions v1/v2 90/10,
@@ -11,6 +13,10 @@ The mesh, every minute from 08:00 to 12:09 UTC on 2026-11-26 (minute index i fro
 - cart -> redis (database, traces, plaintext); checkout -> inventory (mesh metrics only: no
   entry spans, mutual); checkout -> payments.example.com (external, traces, one-way TLS);
   inventory -> queue/orders (messaging, traces, even minutes, state unknown).
+- The plaintext half of checkout -> cart in mesh metrics gives Linkerd reasons, mostly
+  `no_identity`, some `not_provided_by_remote`, some none.
+- Utilization: checkout and cart every minute; `batch` (gauges only, no requests) every
+  minute; inventory none.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import psycopg
+from psycopg.types.json import Jsonb
 
+from collector.rollup_fold import RESOLUTIONS
 from meshlens.signals.histogram import LatencyHistogram
 
 T = int(dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp())  # 12:00, an hour start
@@ -46,6 +54,16 @@ class Request:
     source_type: str = ""
     target_type: str = "service"
     kind: str = "traces"
+    reason: str = ""  # why a plaintext request is plaintext, where the mesh says
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The highest utilization of a service's gauges in one minute."""
+
+    minute: int
+    service: str
+    value: float
 
 
 def _checkout(i: int, minute: int) -> Iterator[Request]:
@@ -88,7 +106,17 @@ def _minute(i: int) -> Iterator[Request]:
         yield _edge(request, "user", "client", "traces")
     for j, request in enumerate(_cart(i, minute)):
         yield request
-        yield _edge(request, "checkout", "service", "mesh-metrics")
+        reason = ""
+        if j % 4 == 1 or (j % 4 == 3 and i % 3 == 0):
+            reason = "no_identity"
+        elif j % 4 == 3 and i % 3 == 1:
+            reason = "not_provided_by_remote"
+        yield Request(
+            **{
+                **_edge(request, "checkout", "service", "mesh-metrics").__dict__,
+                "reason": reason,
+            }
+        )
         if j % 2 == 0:
             yield _edge(
                 request, "checkout", "service", "traces", duration_ns=request.duration_ns + MS
@@ -141,6 +169,31 @@ def requests() -> list[Request]:
     return [request for i in range(MINUTES) for request in _minute(i)]
 
 
+def readings() -> list[Reading]:
+    found = []
+    for i in range(MINUTES):
+        minute = FIRST_MINUTE + 60 * i
+        found.append(Reading(minute, "checkout", (i * 37 % 100) / 100))
+        found.append(Reading(minute, "cart", 0.2 + (i % 7) / 10))
+        found.append(Reading(minute, "batch", 0.05 + (i % 11) / 100))
+    return found
+
+
+def highest(items: Iterable[Reading], service: str, lo: int, hi: int) -> float | None:
+    """The saturation expected of `service` over the minutes `[lo, hi)`."""
+    values = [r.value for r in items if r.service == service and lo <= r.minute < hi]
+    return max(values) if values else None
+
+
+def reasons(items: Iterable[Request]) -> dict[str, int]:
+    """Plaintext requests by reason, of the requests that give one."""
+    counted: dict[str, int] = defaultdict(int)
+    for request in items:
+        if request.mtls == PLAINTEXT and request.reason:
+            counted[request.reason] += 1
+    return dict(counted)
+
+
 # --- rollup rows --------------------------------------------------------------------------------
 
 
@@ -157,6 +210,7 @@ class Summed:
 
     def __post_init__(self) -> None:
         self.latency = LatencyHistogram()
+        self.reasons: dict[str, int] = {}
 
     def add(self, request: Request) -> None:
         self.requests += 1
@@ -164,6 +218,8 @@ class Summed:
         self.latency.add(request.duration_ns)
         state = ("unknown", "plaintext", "tls", "mutual")[request.mtls]
         setattr(self, state, getattr(self, state) + 1)
+        if request.mtls == PLAINTEXT and request.reason:
+            self.reasons[request.reason] = self.reasons.get(request.reason, 0) + 1
 
     def columns(self) -> tuple[object, ...]:
         keys, counts = self.latency.to_arrays()
@@ -195,15 +251,27 @@ def _keys(request: Request) -> list[tuple[str, ...]]:
     ]
 
 
-def insert(url: str, items: Iterable[Request]) -> None:
-    """Minute and hour rows of `items`, as the deriver writes them."""
+def insert(
+    url: str,
+    items: Iterable[Request],
+    utilization: Iterable[Reading] = (),
+    resolutions: Iterable[int] = RESOLUTIONS,
+) -> None:
+    """Rows of `items` and `utilization` at every resolution, as the deriver writes them
+    (`resolutions`: as an older deriver did)."""
+    items, utilization = list(items), list(utilization)
     service: dict[tuple[object, ...], Summed] = defaultdict(Summed)
     edge: dict[tuple[object, ...], Summed] = defaultdict(Summed)
-    for request in items:
-        table = edge if request.source else service
-        for key in _keys(request):
-            table[(60, request.minute, *key)].add(request)
-            table[(3600, request.minute // 3600 * 3600, *key)].add(request)
+    saturation: dict[tuple[int, int, str], float] = {}
+    for resolution in resolutions:
+        for request in items:
+            table = edge if request.source else service
+            bucket = request.minute // resolution * resolution
+            for key in _keys(request):
+                table[(resolution, bucket, *key)].add(request)
+        for reading in utilization:
+            at = (resolution, reading.minute // resolution * resolution, reading.service)
+            saturation[at] = max(reading.value, saturation.get(at, reading.value))
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO service_rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
@@ -211,9 +279,15 @@ def insert(url: str, items: Iterable[Request]) -> None:
             [(*key, *signals.columns()) for key, signals in service.items()],
         )
         cursor.executemany(
-            "INSERT INTO edge_rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s, %s)",
-            [(*key, *signals.columns()) for key, signals in edge.items()],
+            "INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target,"
+            " target_type, source_kind, requests, errors, latency_keys, latency_counts,"
+            " mtls_mutual, mtls_tls, mtls_plaintext, mtls_unknown, plaintext_reasons)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(*key, *signals.columns(), Jsonb(signals.reasons)) for key, signals in edge.items()],
+        )
+        cursor.executemany(
+            "INSERT INTO saturation_rollups VALUES (%s, %s, %s, %s)",
+            [(*key, value) for key, value in saturation.items()],
         )
 
 

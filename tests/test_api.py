@@ -22,10 +22,11 @@ from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.signals.histogram import LatencyHistogram
 from tests import rollup_scenario as scenario
-from tests.rollup_scenario import Request, T, latency_ms, summed
+from tests.rollup_scenario import Request, T, highest, latency_ms, summed
 from tests.support import DatabaseFactory
 
 REQUESTS = scenario.requests()
+READINGS = scenario.readings()
 LATER = T + 3600  # the clock of most tests: every window below ends in the past
 
 
@@ -39,7 +40,7 @@ def _migrated(url: str) -> str:
 @pytest.fixture(scope="module")
 def mesh_url(databases: DatabaseFactory) -> str:
     url = _migrated(databases.create())
-    scenario.insert(url, REQUESTS)
+    scenario.insert(url, REQUESTS, READINGS)
     return url
 
 
@@ -115,7 +116,7 @@ def test_services_over_15_minutes(mesh_url: str) -> None:
     assert checkout["requests"] == 300  # 10 + 20 + 30 a minute, five times
     assert checkout["rps"] == 300 / 900
     _assert_signals(checkout, _entry("checkout", T - 900, T), 900)
-    assert checkout["saturation"] is None
+    assert checkout["saturation"] == highest(READINGS, "checkout", T - 900, T) == 0.99
     assert checkout["signals_from"] == "entry-spans"
     assert checkout["mtls"] == {
         "mutual": 230,
@@ -133,6 +134,8 @@ def test_services_over_15_minutes(mesh_url: str) -> None:
     assert inventory["requests"] == 45
     _assert_signals(inventory, _edge("checkout", "inventory", "mesh-metrics", T - 900, T), 900)
     assert inventory["mtls_coverage"] == 1.0
+    assert inventory["saturation"] is None  # no utilization gauges
+    assert services["cart"]["saturation"] == highest(READINGS, "cart", T - 900, T)
 
 
 def test_minutes_just_outside_the_window_do_not_count(mesh_url: str) -> None:
@@ -142,12 +145,16 @@ def test_minutes_just_outside_the_window_do_not_count(mesh_url: str) -> None:
     assert two["checkout"]["requests"] == len(_entry("checkout", T - 120, T)) == 50
 
 
-def test_three_hours_mixing_hour_and_minute_rows_count_each_request_once(mesh_url: str) -> None:
-    end = T - 1800  # 11:30: minutes 08:30-08:59, hours 09 and 10, minutes 11:00-11:29
+def test_three_hours_mixing_all_resolutions_count_each_request_once(mesh_url: str) -> None:
+    # 08:29-11:29: minute 08:29, 10-minute rows 08:30-08:50, hours 09 and 10, 10-minute rows
+    # 11:00 and 11:10, minutes 11:20-11:28
+    end = T - 1860
     answer = _ok(mesh_url, f"/api/v1/graph?window=3h&end={end}")
     nodes = _by(answer["nodes"], "id")
     _assert_signals(nodes["checkout"], _entry("checkout", end - 10800, end), 10800)
     _assert_signals(nodes["cart"], _entry("cart", end - 10800, end), 10800)
+    for service in ("checkout", "cart"):
+        assert nodes[service]["saturation"] == highest(READINGS, service, end - 10800, end)
     edges = {(e["source"], e["target"]): e for e in answer["edges"]}
     expected = _edge("checkout", "cart", "mesh-metrics", end - 10800, end)
     _assert_signals(edges[("checkout", "cart")], expected, 10800)
@@ -157,6 +164,11 @@ def test_a_day_reads_hours_and_the_ragged_minutes(mesh_url: str) -> None:
     end = T + 300  # 12:05: every request before it, from hours 08-11 and minutes 12:00-12:04
     services = _by(_ok(mesh_url, f"/api/v1/services?window=24h&end={end}")["services"], "name")
     _assert_signals(services["checkout"], _entry("checkout", 0, end), 86400)
+    assert services["checkout"]["saturation"] == highest(READINGS, "checkout", 0, end)
+    end = T + 540  # 12:09: minutes 12:00-12:08 (the 10-minute row 12:00 is not whole)
+    services = _by(_ok(mesh_url, f"/api/v1/services?window=24h&end={end}")["services"], "name")
+    _assert_signals(services["cart"], _entry("cart", 0, end), 86400)
+    assert services["cart"]["saturation"] == highest(READINGS, "cart", 0, end)
 
 
 def test_the_current_minute_counts_and_rates_use_the_seconds_passed(mesh_url: str) -> None:
@@ -166,6 +178,19 @@ def test_the_current_minute_counts_and_rates_use_the_seconds_passed(mesh_url: st
     assert answer["window"]["seconds"] == 870.0
     services = _by(answer["services"], "name")
     _assert_signals(services["checkout"], _entry("checkout", T - 840, T + 60), 870)
+
+
+@pytest.mark.parametrize("end", [T, T - 1860, T + 540])
+@pytest.mark.parametrize("window", ["15m", "3h", "24h"])
+def test_services_are_the_graph_service_nodes(mesh_url: str, window: str, end: int) -> None:
+    """/services skips the histograms of edges no node sums: its answers must not change."""
+    query = f"window={window}&end={end}"
+    services = _ok(mesh_url, f"/api/v1/services?{query}")["services"]
+    nodes = _ok(mesh_url, f"/api/v1/graph?{query}")["nodes"]
+    assert services == [
+        {"name": node.pop("id"), **node} for node in nodes if node.pop("type") == "service"
+    ]
+    assert {s["signals_from"] for s in services} == {"entry-spans", "inbound-edges"}
 
 
 # --- graph -------------------------------------------------------------------------------------
@@ -212,6 +237,12 @@ def test_graph_nodes_and_edges(mesh_url: str) -> None:
     redis = _by(answer["nodes"], "id")["redis"]
     assert redis["signals_from"] == "inbound-edges"
     assert redis["requests"] == edges[("cart", "redis")]["requests"]
+    assert redis["saturation"] is None
+    assert _by(answer["nodes"], "id")["cart"]["saturation"] == highest(READINGS, "cart", T - 900, T)
+    assert "batch" not in _by(answer["nodes"], "id")  # utilization without requests: no node
+    assert both["plaintext_reasons"] == scenario.reasons(metrics)
+    assert set(both["plaintext_reasons"]) == {"no_identity", "not_provided_by_remote"}
+    assert edges[("cart", "redis")]["plaintext_reasons"] == {}  # traces give no reason
 
 
 # --- one service -------------------------------------------------------------------------------
@@ -222,6 +253,7 @@ def test_service_detail(mesh_url: str) -> None:
     lo = T - 3600
     assert (answer["name"], answer["type"]) == ("checkout", "service")
     _assert_signals(answer, _entry("checkout", lo, T), 3600)
+    assert answer["saturation"] == highest(READINGS, "checkout", lo, T)
     versions = answer["versions"]
     assert [(v["version"], v["share"]) for v in versions] == [("v1", 0.9), ("v2", 0.1)]
     for version in versions:
@@ -255,6 +287,20 @@ def test_service_seen_before_the_window_has_zero_signals(mesh_url: str) -> None:
     answer = _ok(mesh_url, f"/api/v1/services/checkout?window=15m&end={T - 86400}")
     assert (answer["requests"], answer["rps"], answer["error_rate"]) == (0, 0.0, None)
     assert answer["latency_ms"] == {"p50": None, "p95": None, "p99": None}
+    assert answer["saturation"] is None
+
+
+def test_a_service_with_utilization_only(mesh_url: str) -> None:
+    end = T - 1860  # 11:29, a window reading every resolution
+    answer = _ok(mesh_url, f"/api/v1/services/batch?window=3h&end={end}")
+    assert (answer["name"], answer["type"], answer["requests"]) == ("batch", "service", 0)
+    assert answer["saturation"] == highest(READINGS, "batch", end - 10800, end)
+    series = _ok(mesh_url, f"/api/v1/services/batch/series?window=3h&end={end}&step=30m")
+    for point in series["points"]:
+        lo = point["start_unix"]
+        hi = lo + int(point["seconds"])
+        assert point["saturation"] == highest(READINGS, "batch", lo, hi), lo
+    assert series["points"][0]["saturation"] is not None
 
 
 # --- series ------------------------------------------------------------------------------------
@@ -269,6 +315,7 @@ def test_series_points(mesh_url: str) -> None:
         assert point["start_unix"] == lo
         assert point["seconds"] == 300.0
         _assert_signals(point, _entry("checkout", lo, lo + 300), 300)
+        assert point["saturation"] == highest(READINGS, "checkout", lo, lo + 300)
     assert points[0]["start"] == "2026-11-26T11:00:00Z"
 
 
@@ -282,6 +329,8 @@ def test_series_points_align_to_the_step_and_clip_to_the_window(mesh_url: str) -
     ]
     _assert_signals(points[0], _entry("cart", T - 5400, T - 3600), 1800)
     _assert_signals(points[1], _entry("cart", T - 3600, end), 1800)
+    assert points[0]["saturation"] == highest(READINGS, "cart", T - 5400, T - 3600)
+    assert points[1]["saturation"] == highest(READINGS, "cart", T - 3600, end)
 
 
 def test_series_default_step(mesh_url: str) -> None:
@@ -318,12 +367,28 @@ def test_mtls_summary(mesh_url: str) -> None:
     assert [(e["source"], e["target"]) for e in answer["tls_edges"]] == [
         ("checkout", "payments.example.com")
     ]
-    assert all(e["reason"] is None for e in answer["plaintext_edges"] + answer["tls_edges"])
+    redis, cart = answer["plaintext_edges"]
+    assert (redis["reason"], redis["reasons"]) == (None, {})  # traces give no reason
+    reasons = scenario.reasons(_edge("checkout", "cart", "mesh-metrics", T - 900, T))
+    assert cart["reasons"] == cart["plaintext_reasons"] == reasons
+    assert reasons["no_identity"] > reasons["not_provided_by_remote"] > 0
+    assert cart["reason"] == "no_identity"
+    (payments,) = answer["tls_edges"]
+    assert (payments["reason"], payments["reasons"]) == (None, {})
     assert len(answer["edges"]) == 6
     series = answer["series"]
     assert (answer["step_seconds"], len(series)) == (300, 3)
     for state in ("mutual", "tls", "plaintext", "unknown"):
         assert sum(point[state] for point in series) == answer[state]
+
+
+@pytest.mark.parametrize("end", [T - 1860, T + 540, T])
+def test_plaintext_reasons_over_every_resolution(mesh_url: str, end: int) -> None:
+    answer = _ok(mesh_url, f"/api/v1/mtls?window=3h&end={end}")
+    edge = _by([e for e in answer["plaintext_edges"] if e["source"] == "checkout"], "target")
+    reasons = scenario.reasons(_edge("checkout", "cart", "mesh-metrics", end - 10800, end))
+    assert edge["cart"]["reasons"] == reasons
+    assert edge["cart"]["reason"] == min(reasons, key=lambda reason: (-reasons[reason], reason))
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -403,42 +468,78 @@ def test_openapi_documents_the_api(mesh_url: str) -> None:
 
 @pytest.fixture
 def marked_url(database_url: str) -> str:
-    """Service `probe` whose hour rows deliberately disagree with its minute rows (1000 vs 60),
-    so every answer tells which resolution was read for which time."""
+    """Service `probe` whose rows deliberately disagree across resolutions: 1 request a minute
+    in minute rows, 100 in 10-minute rows (10 if they agreed), 10000 in hour rows (60), and
+    saturation 0.01, 0.1 and 1.0; so every answer tells which resolution was read for which
+    time. Rows from 09:00 to 12:09 (hour and 10-minute rows holding 12:00 too)."""
     _migrated(database_url)
     one_ms = LatencyHistogram()
     one_ms.add(10**6)
     keys, _ = one_ms.to_arrays()
-    rows = [(60, m, 1) for m in range(T - 3 * 3600, T + 600, 60)]
-    rows += [(3600, h, 1000) for h in range(T - 3 * 3600, T + 1, 3600)]
+    marks = {60: (1, 0.01), 600: (100, 0.1), 3600: (10000, 1.0)}
+    rows = [
+        (resolution, bucket, *marks[resolution])
+        for resolution in marks
+        for bucket in range(T - 3 * 3600, T + 600, resolution)
+    ]
     with psycopg.connect(database_url) as conn:
         conn.cursor().executemany(
             "INSERT INTO service_rollups"
             " VALUES (%s, %s, 'probe', '', '', %s, 0, %s, %s, 0, 0, 0, %s)",
-            [(res, bucket, n, keys, [n], n) for res, bucket, n in rows],
+            [(res, bucket, n, keys, [n], n) for res, bucket, n, _ in rows],
+        )
+        conn.cursor().executemany(
+            "INSERT INTO saturation_rollups VALUES (%s, %s, 'probe', %s)",
+            [(res, bucket, value) for res, bucket, _, value in rows],
         )
     return database_url
 
 
-def test_whole_hours_from_hour_rows_edges_from_minute_rows(marked_url: str) -> None:
+def test_the_coarsest_rows_that_fit_are_read(marked_url: str) -> None:
     def requests(query: str) -> int:
         answer = _ok(marked_url, f"/api/v1/services/probe?{query}")
         return int(answer["requests"])
 
-    assert requests(f"window=15m&end={T}") == 15
-    assert requests(f"window=90m&end={T}") == 30 + 1000  # 10:30-10:59 by minute, hour 11
-    assert requests(f"window=3h&end={T + 300}") == 55 + 2000 + 5  # 09:05-09:59, 10-11, 12:00-04
-    assert requests(f"window=59m&end={T}") == 59
+    assert requests(f"window=5m&end={T}") == 5
+    assert requests(f"window=10m&end={T}") == 100
+    assert requests(f"window=15m&end={T}") == 5 + 100  # 11:45-11:49 by minute, 11:50 block
+    assert requests(f"window=59m&end={T}") == 9 + 500  # 11:01-11:09, blocks 11:10-11:50
+    assert requests(f"window=60m&end={T}") == 10000
+    assert requests(f"window=90m&end={T}") == 300 + 10000  # blocks 10:30-10:50, hour 11
+    # 09:05-09:09 by minute, blocks 09:10-09:50, hours 10 and 11, 12:00-12:04 by minute
+    assert requests(f"window=3h&end={T + 300}") == 5 + 500 + 20000 + 5
+    # 09:12-09:19 by minute, blocks 09:20-09:50, hours 10 and 11, block 12:00, 12:10-12:11
+    assert requests(f"window=3h&end={T + 720}") == 8 + 400 + 20000 + 100 + 0
 
 
-def test_series_use_hour_rows_only_for_points_holding_whole_hours(marked_url: str) -> None:
+def test_saturation_is_read_from_the_same_rows(marked_url: str) -> None:
+    def saturation(query: str) -> float:
+        answer = _ok(marked_url, f"/api/v1/services/probe?{query}")
+        return float(answer["saturation"])
+
+    assert saturation(f"window=5m&end={T}") == 0.01
+    assert saturation(f"window=15m&end={T}") == 0.1
+    assert saturation(f"window=90m&end={T}") == 1.0
+    points = _ok(marked_url, f"/api/v1/services/probe/series?window=1h&end={T}&step=30m")
+    assert [p["saturation"] for p in points["points"]] == [0.1, 0.1]
+    before = _ok(marked_url, f"/api/v1/services/probe?window=5m&end={T - 4 * 3600}")
+    assert before["saturation"] is None
+
+
+def test_series_use_coarse_rows_only_inside_points(marked_url: str) -> None:
     def points(query: str) -> list[int]:
         answer = _ok(marked_url, f"/api/v1/services/probe/series?{query}")
         return [p["requests"] for p in answer["points"]]
 
-    assert points(f"window=3h&end={T}&step=1h") == [1000, 1000, 1000]
-    assert points(f"window=3h&end={T}&step=30m") == [30] * 6
-    assert points(f"window=3h&end={T}&step=2h") == [1000, 2000]  # points 08-10 and 10-12
-    assert points(f"window=2h&end={T - 1800}&step=1h") == [30, 1000, 30]
-    odd = points(f"window=7d&end={T}&step=90m")  # too many ranges: minute rows throughout
-    assert (len(odd), sum(odd)) == (112, 180)
+    assert points(f"window=3h&end={T}&step=1h") == [10000, 10000, 10000]
+    assert points(f"window=3h&end={T}&step=30m") == [300] * 6
+    assert points(f"window=3h&end={T}&step=15m") == [105] * 12  # a block and 5 minutes each
+    assert points(f"window=3h&end={T}&step=5m") == [5] * 36
+    assert points(f"window=3h&end={T}&step=2h") == [10000, 20000]  # points 08-10 and 10-12
+    assert points(f"window=2h&end={T - 1800}&step=1h") == [300, 10000, 300]
+    # too many ranges with hour rows: 10-minute rows throughout (every point holds whole blocks)
+    odd = points(f"window=7d&end={T}&step=90m")
+    assert (len(odd), sum(odd)) == (112, 1800)
+    # too many with 10-minute rows too: minute rows throughout
+    odder = points(f"window=7d&end={T}&step=13m")
+    assert (sum(odder), max(odder)) == (180, 13)

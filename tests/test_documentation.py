@@ -62,6 +62,15 @@ def test_migrations_match_the_schema_description(database_url: str) -> None:
             live = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
             described = {c.name: c.nullable for c in table.columns}
             assert live == described, table.name
+            live_indexes = {
+                index["name"]: tuple(index["column_names"])
+                for index in inspector.get_indexes(table.name)
+            }
+            described_indexes = {
+                index.name: tuple(column.name for column in index.columns)
+                for index in table.indexes
+            }
+            assert live_indexes == described_indexes, table.name
     finally:
         engine.dispose()
     with psycopg.connect(database_url) as conn:

@@ -152,8 +152,9 @@ def test_counter_deltas_across_a_reset_and_two_processes(
     key = f"{name('reviews')}/mesh-metrics"
     edge = _settled(first, name("productpage"), key, (10 + 15 + 4 + 5) + (2 + 1 + 0 + 1))
     assert (edge["type"], edge["errors"]) == ("service", 2 + 1 + 0 + 1)
-    hourly = _edges(first, name("productpage"), resolution=3600)
-    assert hourly[key]["requests"] == edge["requests"]
+    for coarser in (600, 3600):
+        rows = _edges(first, name("productpage"), resolution=coarser)
+        assert rows[key]["requests"] == edge["requests"], coarser
 
 
 def test_a_series_counts_from_its_start_only_when_new(
@@ -305,6 +306,18 @@ def test_mtls_states_and_a_plaintext_reason(
     books = _settled(first, name("web"), f"{name('books')}/mesh-metrics", 8)
     assert (books["mutual"], books["plaintext"], books["errors"]) == (6, 2, 1)
     assert books["reasons"] == {"not_provided_by_service_discovery": 2}
+    for coarser in (600, 3600):
+        assert _edges(first, name("web"), coarser)[f"{name('books')}/mesh-metrics"]["reasons"] == {
+            "not_provided_by_service_discovery": 2
+        }
+    answer = httpx.get(f"{first.web}/api/v1/mtls?window=15m", timeout=10).json()
+    plaintext = {(e["source"], e["target"]): e for e in answer["plaintext_edges"]}
+    listed = plaintext[(name("web"), name("books"))]
+    assert listed["reason"] == "not_provided_by_service_discovery"
+    assert listed["reasons"] == {"not_provided_by_service_discovery": 2}
+    assert listed["plaintext_reasons"] == listed["reasons"]
+    istio_edge = plaintext[(name("web"), name("api"))]  # Istio gives no reason
+    assert (istio_edge["reason"], istio_edge["reasons"]) == (None, {})
 
 
 def test_latency_from_the_duration_histogram(
@@ -426,9 +439,13 @@ def test_saturation_from_an_sdk_gauge(
             found.setdefault(resolution, []).append((bucket, value))
         return found
 
-    _wait_for(lambda: set(saturation()) == {60, 3600})
+    _wait_for(lambda: set(saturation()) == {60, 600, 3600})
     found = saturation()
     ((bucket, value),) = found[60]
     assert value == pytest.approx(0.55)
     assert bucket in (minute, minute + 60)  # the export may cross a minute boundary
+    assert found[600] == [(bucket // 600 * 600, pytest.approx(0.55))]
     assert found[3600] == [(bucket // 3600 * 3600, pytest.approx(0.55))]
+    detail = httpx.get(f"{first.web}/api/v1/services/{service}?window=15m", timeout=10).json()
+    assert detail["saturation"] == pytest.approx(0.55)  # a service known by its gauges only
+    assert detail["requests"] == 0

@@ -10,6 +10,8 @@ import pytest
 from api.windows import (
     HOUR,
     MINUTE,
+    RESOLUTIONS,
+    TEN_MINUTES,
     BucketRange,
     Series,
     Window,
@@ -157,12 +159,33 @@ def test_rfc3339() -> None:
 # --- rows read ---------------------------------------------------------------------------------
 
 
-def test_within_one_hour_only_minutes() -> None:
-    assert bucket_ranges(NOON - 900, NOON) == [BucketRange(MINUTE, NOON - 900, NOON)]
+def test_within_ten_minutes_only_minutes() -> None:
+    assert bucket_ranges(NOON - 540, NOON) == [BucketRange(MINUTE, NOON - 540, NOON)]
+    assert bucket_ranges(NOON - 300, NOON + 240) == [BucketRange(MINUTE, NOON - 300, NOON + 240)]
     assert bucket_ranges(NOON, NOON) == []
 
 
-def test_whole_hours_and_ragged_minutes() -> None:
+def test_within_one_hour_ten_minute_blocks_and_minutes() -> None:
+    assert bucket_ranges(NOON - 900, NOON) == [
+        BucketRange(MINUTE, NOON - 900, NOON - 600),
+        BucketRange(TEN_MINUTES, NOON - 600, NOON),
+    ]
+    assert bucket_ranges(NOON - 600, NOON) == [BucketRange(TEN_MINUTES, NOON - 600, NOON)]
+    assert bucket_ranges(NOON + 60, NOON + 1500) == [
+        BucketRange(MINUTE, NOON + 60, NOON + 600),
+        BucketRange(TEN_MINUTES, NOON + 600, NOON + 1200),
+        BucketRange(MINUTE, NOON + 1200, NOON + 1500),
+    ]
+
+
+def test_whole_hours_then_ten_minute_blocks_then_minutes() -> None:
+    assert bucket_ranges(NOON - 3 * HOUR - 1500, NOON + 1260) == [
+        BucketRange(MINUTE, NOON - 3 * HOUR - 1500, NOON - 3 * HOUR - 1200),
+        BucketRange(TEN_MINUTES, NOON - 3 * HOUR - 1200, NOON - 3 * HOUR),
+        BucketRange(HOUR, NOON - 3 * HOUR, NOON),
+        BucketRange(TEN_MINUTES, NOON, NOON + 1200),
+        BucketRange(MINUTE, NOON + 1200, NOON + 1260),
+    ]
     assert bucket_ranges(NOON - 3 * HOUR - 300, NOON + 120) == [
         BucketRange(MINUTE, NOON - 3 * HOUR - 300, NOON - 3 * HOUR),
         BucketRange(HOUR, NOON - 3 * HOUR, NOON),
@@ -171,14 +194,61 @@ def test_whole_hours_and_ragged_minutes() -> None:
     assert bucket_ranges(NOON - HOUR, NOON) == [BucketRange(HOUR, NOON - HOUR, NOON)]
 
 
-def test_a_day_reads_24_hour_rows_or_23_and_60_minute_rows() -> None:
+def test_finer_resolutions_only_when_asked() -> None:
+    lo, hi = NOON - 3 * HOUR - 1500, NOON + 1260
+    assert bucket_ranges(lo, hi, (TEN_MINUTES, MINUTE)) == [
+        BucketRange(MINUTE, lo, NOON - 3 * HOUR - 1200),
+        BucketRange(TEN_MINUTES, NOON - 3 * HOUR - 1200, NOON + 1200),
+        BucketRange(MINUTE, NOON + 1200, hi),
+    ]
+    assert bucket_ranges(lo, hi, (MINUTE,)) == [BucketRange(MINUTE, lo, hi)]
+
+
+def _rows(ranges: list[BucketRange]) -> dict[int, list[int]]:
+    """Bucket starts read per resolution."""
+    found: dict[int, list[int]] = {resolution: [] for resolution in RESOLUTIONS}
+    for r in ranges:
+        assert r.lo % r.resolution == 0, r
+        assert r.hi % r.resolution == 0, r
+        found[r.resolution] += range(r.lo, r.hi, r.resolution)
+    return found
+
+
+def _covered_minutes(ranges: list[BucketRange]) -> list[int]:
+    return sorted(
+        minute
+        for resolution, buckets in _rows(ranges).items()
+        for bucket in buckets
+        for minute in range(bucket, bucket + resolution, MINUTE)
+    )
+
+
+def test_any_window_covers_each_minute_once_with_the_coarsest_rows() -> None:
+    for lo in range(NOON - HOUR, NOON + HOUR, MINUTE * 7):
+        for length in (MINUTE, 9 * MINUTE, 10 * MINUTE, 59 * MINUTE, HOUR, 3 * HOUR + 11 * MINUTE):
+            ranges = bucket_ranges(lo, lo + length)
+            assert _covered_minutes(ranges) == list(range(lo, lo + length, MINUTE))
+            rows = _rows(ranges)
+            assert len(rows[MINUTE]) <= 18
+            assert len(rows[TEN_MINUTES]) <= 10
+            for resolution, coarser in ((MINUTE, TEN_MINUTES), (TEN_MINUTES, HOUR), (MINUTE, HOUR)):
+                for bucket in rows[resolution]:  # no whole coarser row left to finer ones
+                    start = bucket // coarser * coarser
+                    assert not (lo <= start and start + coarser <= lo + length), (lo, length)
+            assert all(a.hi == b.lo for a, b in itertools.pairwise(ranges))  # in time order
+
+
+def test_a_day_reads_23_hour_rows_5_ten_minute_rows_and_10_minute_rows() -> None:
     for offset in range(0, HOUR, MINUTE):
         end = NOON + offset
-        ranges = bucket_ranges(end - 86400, end)
-        minutes = sum((r.hi - r.lo) // MINUTE for r in ranges if r.resolution == MINUTE)
-        hours = sum((r.hi - r.lo) // HOUR for r in ranges if r.resolution == HOUR)
-        assert minutes + 60 * hours == 1440  # every minute exactly once
-        assert (hours, minutes) == ((24, 0) if offset == 0 else (23, 60)), offset
+        rows = _rows(bucket_ranges(end - 86400, end))
+        counts = (len(rows[HOUR]), len(rows[TEN_MINUTES]), len(rows[MINUTE]))
+        if offset == 0:
+            assert counts == (24, 0, 0)
+        elif offset % TEN_MINUTES == 0:
+            assert counts == (23, 6, 0), offset
+        else:
+            assert counts == (23, 5, 10), offset  # 38 rows a key, against 83 without blocks
 
 
 # --- series ------------------------------------------------------------------------------------
@@ -202,18 +272,27 @@ def test_series_exactly_window_over_step_points_when_aligned() -> None:
     assert series_for(window, "1h").size == 1
 
 
-def test_series_ranges_cover_each_minute_once_with_hour_rows_inside_points() -> None:
-    window = window_for("6h", str(NOON - 1800), NOON + 3600)  # 05:30 - 11:30
-    for step, expected_hours in (("1m", 0), ("30m", 0), ("1h", 5), ("2h", 5), ("1d", 5)):
+def test_series_ranges_cover_each_minute_once_with_coarse_rows_inside_points() -> None:
+    window = window_for("6h", str(NOON - 1860), NOON + 3600)  # 05:29 - 11:29
+    for step, expected in (
+        ("1m", (0, 0, 360)),
+        ("5m", (0, 0, 360)),
+        ("15m", (0, 23, 130)),  # a whole point holds one block (:00, :20, :30 or :50) and 5 min
+        ("30m", (0, 35, 10)),  # 05:29, blocks 05:30-11:10, minutes 11:20-11:28
+        ("1h", (5, 5, 10)),  # 05:29, blocks 05:30-05:50, hours 06-10, blocks 11:00-11:10, ...
+        ("2h", (5, 5, 10)),
+        ("1d", (5, 5, 10)),
+    ):
         series = series_for(window, step)
         ranges = series.ranges()
-        minutes = [m for r in ranges if r.resolution == MINUTE for m in range(r.lo, r.hi, MINUTE)]
-        hours = [h for r in ranges if r.resolution == HOUR for h in range(r.lo, r.hi, HOUR)]
-        assert len(hours) == expected_hours, step
-        covered = sorted(minutes + [h + m for h in hours for m in range(0, HOUR, MINUTE)])
-        assert covered == list(range(window.start_unix, window.end_unix, MINUTE)), step
-        for hour in hours:  # an hour row lies inside one point
-            assert hour // series.step_seconds == (hour + HOUR - 1) // series.step_seconds
+        assert _covered_minutes(ranges) == list(range(window.start_unix, window.end_unix, 60))
+        rows = _rows(ranges)
+        counts = (len(rows[HOUR]), len(rows[TEN_MINUTES]), len(rows[MINUTE]))
+        assert counts == expected, step
+        for resolution, buckets in rows.items():  # a row lies inside one point
+            for bucket in buckets:
+                last = bucket + resolution - 1
+                assert bucket // series.step_seconds == last // series.step_seconds, step
         for previous, current in itertools.pairwise(ranges):  # merged
             assert previous.hi <= current.lo
             assert not (previous.resolution == current.resolution and previous.hi == current.lo)
