@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import (
+    FAST_DERIVATION,
     MACHINE_POSTGRES,
     DatabaseFactory,
     RunningServer,
@@ -51,3 +52,17 @@ def server(
     log_path: Path = tmp_path_factory.mktemp("serve") / "meshlens.log"
     with running_server(databases.create(), log_path) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def twin_servers(
+    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two collector processes on one database, deriving fast, shared by a module's tests."""
+    url = databases.create()
+    logs = tmp_path_factory.mktemp("twins")
+    with (
+        running_server(url, logs / "a.log", **FAST_DERIVATION) as first,
+        running_server(url, logs / "b.log", **FAST_DERIVATION) as second,
+    ):
+        yield first, second

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,3 +169,15 @@ def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[Ru
         yield server
     finally:
         stop_server(server)
+
+
+FAST_DERIVATION = {
+    "MESHLENS_PAIRING_WINDOW_SECONDS": "3",
+    "MESHLENS_DERIVE_INTERVAL_SECONDS": "0.3",
+}
+
+
+def unique_names() -> Callable[[str], str]:
+    """A namer that tags names with one random suffix, so tests sharing a server stay apart."""
+    tag = uuid.uuid4().hex[:6]
+    return lambda name: f"{name}-{tag}"

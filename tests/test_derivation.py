@@ -8,34 +8,23 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from meshlens.signals.histogram import LatencyHistogram
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import (
+    FAST_DERIVATION,
+    DatabaseFactory,
+    RunningServer,
+    running_server,
+    unique_names,
+)
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
-FAST = {"MESHLENS_PAIRING_WINDOW_SECONDS": "3", "MESHLENS_DERIVE_INTERVAL_SECONDS": "0.3"}
-
-
-@pytest.fixture(scope="module")
-def twin_servers(
-    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningServer, RunningServer]]:
-    """Two collector processes on one database."""
-    url = databases.create()
-    logs = tmp_path_factory.mktemp("derive")
-    with (
-        running_server(url, logs / "a.log", **FAST) as first,
-        running_server(url, logs / "b.log", **FAST) as second,
-    ):
-        yield first, second
 
 
 def _send(server: RunningServer, specs: list[SpanSpec]) -> None:
@@ -46,11 +35,6 @@ def _send(server: RunningServer, specs: list[SpanSpec]) -> None:
         headers={"content-type": "application/x-protobuf"},
     )
     assert answer.status_code == 200, answer.text
-
-
-def _names() -> Callable[[str], str]:
-    tag = uuid.uuid4().hex[:6]
-    return lambda name: f"{name}-{tag}"
 
 
 def _edges(server: RunningServer, source: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -76,7 +60,7 @@ def test_halves_in_reverse_order_across_two_collectors(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, second = twin_servers
-    name = _names()
+    name = unique_names()
     trace_id, client_id = new_ids()
     server_half = SpanSpec(name("orders"), SERVER, trace_id, os.urandom(8), client_id)
     client_half = SpanSpec(name("web"), CLIENT, trace_id, client_id, duration_ns=40_000_000)
@@ -99,7 +83,7 @@ def test_halves_in_reverse_order_across_two_collectors(
 
 def test_resent_halves_count_once(twin_servers: tuple[RunningServer, RunningServer]) -> None:
     first, second = twin_servers
-    name = _names()
+    name = unique_names()
     specs = []
     for _ in range(3):
         trace_id, client_id = new_ids()
@@ -121,7 +105,7 @@ def test_unpaired_client_span_becomes_a_virtual_node(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     trace_id, span_id = new_ids()
     payments = SpanSpec(
         name("checkout"),
@@ -142,7 +126,7 @@ def test_database_calls_count_at_once_and_roots_come_from_user(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     trace_id, root_id = new_ids()
     root = SpanSpec(name("api"), SERVER, trace_id, root_id, attributes={"http.route": "/x"})
     query = SpanSpec(
@@ -164,7 +148,7 @@ def test_producer_and_consumer_joined_by_a_link(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     producer_trace, producer_id = new_ids()
     consumer_trace, consumer_id = new_ids()
     producer = SpanSpec(
@@ -192,7 +176,7 @@ def test_proxy_spans_count_for_the_workload_they_front(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     trace_id, client_id = new_ids()
     envoy_client = SpanSpec(
         f"{name('productpage')}.default",
@@ -218,7 +202,7 @@ def test_mtls_states_from_span_attributes(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     tls_states: list[dict[str, object]] = [
         {"tls.established": True, "tls.client.subject": "CN=web"},
         {"tls.established": True},
@@ -244,7 +228,7 @@ def test_versions_split_90_10_and_percentiles(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     durations = [(n % 50 + 1) * 1_000_000 for n in range(100)]
     specs = [
         SpanSpec(
@@ -287,9 +271,9 @@ def test_versions_split_90_10_and_percentiles(
 def test_deriver_state_survives_a_restart(databases: DatabaseFactory, tmp_path: Path) -> None:
     """A client half written before a restart pairs with a server half sent after it."""
     url = databases.create()
-    name = _names()
+    name = unique_names()
     trace_id, client_id = new_ids()
-    slow = {**FAST, "MESHLENS_PAIRING_WINDOW_SECONDS": "60"}
+    slow = {**FAST_DERIVATION, "MESHLENS_PAIRING_WINDOW_SECONDS": "60"}
     with running_server(url, tmp_path / "1.log", **slow) as server:
         _send(server, [SpanSpec(name("web"), CLIENT, trace_id, client_id)])
     with running_server(url, tmp_path / "2.log", **slow) as server:

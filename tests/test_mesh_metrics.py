@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,30 +37,17 @@ from tests.metric_payloads import (
     metrics_request,
 )
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import DatabaseFactory, RunningServer, running_server
-from tests.test_derivation import FAST
+from tests.support import (
+    FAST_DERIVATION,
+    DatabaseFactory,
+    RunningServer,
+    running_server,
+    unique_names,
+)
 
 S = 1_000_000_000
 MS = 1_000_000
 REQUESTS, DURATION = "istio_requests_total", "istio_request_duration_milliseconds"
-
-
-@pytest.fixture(scope="module")
-def twin_servers(
-    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[RunningServer, RunningServer]]:
-    url = databases.create()
-    logs = tmp_path_factory.mktemp("mesh")
-    with (
-        running_server(url, logs / "a.log", **FAST) as first,
-        running_server(url, logs / "b.log", **FAST) as second,
-    ):
-        yield first, second
-
-
-def _names() -> Callable[[str], str]:
-    tag = uuid.uuid4().hex[:6]
-    return lambda name: f"{name}-{tag}"
 
 
 def _proxy(name: str) -> dict[str, object]:
@@ -132,7 +118,7 @@ def test_counter_deltas_across_a_reset_and_two_processes(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, second = twin_servers
-    name = _names()
+    name = unique_names()
     proxy = _proxy(name("reviews"))
     ok = istio_labels(name("productpage"), name("reviews"))
     failed = istio_labels(name("productpage"), name("reviews"), response_code="503")
@@ -161,7 +147,7 @@ def test_a_series_counts_from_its_start_only_when_new(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     proxy = _proxy(name("cart"))
     ok = istio_labels(name("web"), name("cart"))
     failed = istio_labels(name("web"), name("cart"), response_code="500")
@@ -184,7 +170,7 @@ def test_resent_and_late_points_count_once(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, second = twin_servers
-    name = _names()
+    name = unique_names()
     proxy = _proxy(name("ratings"))
     labels = istio_labels(name("reviews"), name("ratings"))
     base = time.time_ns() - 90 * S
@@ -220,7 +206,7 @@ def test_destination_reporter_counts_once_and_source_reports_outside_the_mesh(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     at = time.time_ns() - 30 * S
     start = at - 10 * S
     to_details = istio_labels(name("productpage"), name("details"))
@@ -255,7 +241,7 @@ def test_mtls_states_and_a_plaintext_reason(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     at = time.time_ns() - 30 * S
     start = at - 10 * S
     istio = [
@@ -324,7 +310,7 @@ def test_latency_from_the_duration_histogram(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     labels = istio_labels(name("web"), name("search"), reporter="source")
     bounds = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
     at = time.time_ns() - 60 * S
@@ -373,7 +359,7 @@ def test_an_edge_from_traces_and_mesh_metrics_lists_both(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    name = _names()
+    name = unique_names()
     trace_id, client_id = new_ids()
     spans = [
         SpanSpec(name("checkout"), 3, trace_id, client_id),
@@ -396,14 +382,14 @@ def test_an_edge_from_traces_and_mesh_metrics_lists_both(
 
 def test_cursors_survive_a_restart(databases: DatabaseFactory, tmp_path: Path) -> None:
     url = databases.create()
-    name = _names()
+    name = unique_names()
     proxy = _proxy(name("api"))
     labels = istio_labels(name("web"), name("api"))
     base = time.time_ns() - 60 * S
-    with running_server(url, tmp_path / "1.log", **FAST) as server:
+    with running_server(url, tmp_path / "1.log", **FAST_DERIVATION) as server:
         _send(server, _counter(proxy, Point(labels, base, base - 3600 * S, 500)))  # baseline
         time.sleep(1)
-    with running_server(url, tmp_path / "2.log", **FAST) as server:
+    with running_server(url, tmp_path / "2.log", **FAST_DERIVATION) as server:
         _send(server, _counter(proxy, Point(labels, base + 15 * S, base - 3600 * S, 512)))
         _settled(server, name("web"), f"{name('api')}/mesh-metrics", 12)
 
@@ -412,7 +398,7 @@ def test_saturation_from_an_sdk_gauge(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
     first, _ = twin_servers
-    service = _names()("inventory")
+    service = unique_names()("inventory")
     exporter = OTLPMetricExporter(endpoint=f"{first.otlp_http}/v1/metrics", timeout=10)
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(
