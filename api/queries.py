@@ -114,14 +114,20 @@ async def service_series(conn: AsyncConnection, series: Series, name: str) -> Se
     return ServiceSeries(name, series, points, signals_from)
 
 
+async def mesh_series(conn: AsyncConnection, series: Series) -> list[SeriesPoint]:
+    """Requests, errors, latency and mTLS of every service's entry spans, per point.
+
+    A request through three services counts three times: each service served it."""
+    points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
+    for point, *columns in await _fetch(conn, sql.mesh_services(sql.Rows.series(series))):
+        _add(points[point].signals, *columns)
+    return points
+
+
 async def mtls(conn: AsyncConnection, series: Series) -> MtlsSummary:
     """mTLS states mesh-wide and per edge over the series' window, and coverage per point."""
     edges = await _edges(conn, series.window, sql.EDGE_ANY)
-    points = [MtlsPoint(*series.point(n), Mtls()) for n in range(series.size)]
-    for row in await _fetch(conn, sql.mtls_points(sql.Rows.series(series))):
-        _, _, _, counted, point, mutual, tls, plaintext, unknown = row
-        if counted:
-            points[point].mtls.add(mutual, tls, plaintext, unknown)
+    points, per_edge = await mtls_points(conn, series)
     totals = Mtls()
     for edge in edges:
         totals.merge(edge.signals.mtls)
@@ -132,7 +138,24 @@ async def mtls(conn: AsyncConnection, series: Series) -> MtlsSummary:
         tls_edges=[edge for edge in edges if edge.signals.mtls.tls > 0],
         series=series,
         points=points,
+        edge_points=per_edge,
     )
+
+
+async def mtls_points(
+    conn: AsyncConnection, series: Series
+) -> tuple[list[MtlsPoint], dict[tuple[str, str], list[Mtls]]]:
+    """mTLS states per point mesh-wide, and per point of each edge by (source, target), from
+    the rows that count (as the graph draws the edges)."""
+    points = [MtlsPoint(*series.point(n), Mtls()) for n in range(series.size)]
+    per_edge: dict[tuple[str, str], list[Mtls]] = {}
+    for row in await _fetch(conn, sql.mtls_points(sql.Rows.series(series))):
+        source, target, _, counted, point, *states = row
+        if counted:
+            points[point].mtls.add(*states)
+            edge_points = per_edge.setdefault((source, target), [Mtls() for _ in points])
+            edge_points[point].add(*states)
+    return points, per_edge
 
 
 async def node_type(conn: AsyncConnection, name: str) -> str | None:

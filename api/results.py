@@ -258,6 +258,8 @@ class MtlsSummary:
     tls_edges: list[Edge]
     series: Series
     points: list[MtlsPoint]
+    edge_points: dict[tuple[str, str], list[Mtls]] = field(default_factory=dict)
+    """Each counted edge's mTLS states per point of `series`, by (source, target)."""
 
 
 def top_reason(reasons: Mapping[str, int]) -> str | None:

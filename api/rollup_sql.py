@@ -136,6 +136,18 @@ GROUP BY 1, 2, 3, 4
     return Query(text(statement), _with_name(rows.parameters(), name))
 
 
+def mesh_services(rows: Rows) -> Query:
+    """Every service's entry-span rows summed per point (the mesh-wide series): point,
+    requests, errors, latency, mTLS mutual, tls, plaintext and unknown."""
+    statement = f"""
+SELECT {rows.point()} AS point, {_SUMS.format(latency=_latency("TRUE"))}
+FROM service_rollups t
+WHERE {rows.predicate(SERVICE_TOTALS)}
+GROUP BY 1
+"""
+    return Query(text(statement), rows.parameters())
+
+
 def _metered(rows: Rows, where: Where) -> str:
     """The edges (`where` on alias t) with mesh-metrics rows among `rows`: a row counts when it
     is of mesh metrics or its edge has none (`_COUNTED`, with `_JOIN_METERED`)."""

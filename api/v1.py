@@ -16,12 +16,11 @@ from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import queries
 from api import schemas as s
+from api.connection import DatabaseUnavailable, read_only
 from api.windows import Series, Window, WindowError, series_for, window_for
 
 
@@ -42,10 +41,6 @@ _NAMED_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
     404: {"model": s.ErrorResponse, "description": "No rollup row ever named this service."},
 }
-
-_SETTINGS = (text("SET LOCAL jit = off"), text("SET LOCAL work_mem = '32MB'"))
-"""JIT compiling costs more than these short queries save; a day of edge rows (about 8 MB with
-their histograms) is grouped in memory, not in a sort spilled to disk."""
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS)
 
@@ -210,16 +205,9 @@ def _unknown(name: str) -> ApiError:
 
 @asynccontextmanager
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A read-only transaction on one snapshot (its statements agree with each other);
-    database outages become 503."""
-    engine: AsyncEngine = request.app.state.engine
+    """A read-only snapshot (`api.connection`); a database that does not answer is a 503."""
     try:
-        async with engine.connect() as conn:
-            await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
-            for setting in _SETTINGS:
-                await conn.execute(setting)
+        async with read_only(request.app.state.engine) as conn:
             yield conn
-    except (OperationalError, InterfaceError, OSError) as exc:
-        raise ApiError(503, f"the database does not answer: {type(exc).__name__}") from exc
+    except DatabaseUnavailable as exc:
+        raise ApiError(503, str(exc)) from exc
