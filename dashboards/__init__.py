@@ -1,1 +1,1 @@
-"""Web dashboards (plotly), built from the same query layer as the API. Arrives with issue 4."""
+"""Web dashboards: overview, service map, service, mTLS and alerts pages, from `api.queries`."""

@@ -1,0 +1,138 @@
+"""The pages' routes: `/`, `/map`, `/services/{name}`, `/mtls`, `/alerts`, and the assets
+under `/static` (plotly.js comes from the plotly package: nothing is fetched from a CDN)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api.connection import DatabaseUnavailable, read_only
+from api.windows import WindowError
+from dashboards import views
+from dashboards.onboarding import Endpoints, snippets
+from dashboards.rendering import SECURITY_HEADERS, page
+from dashboards.time_range import PRESETS, REFRESH, TimeRange, time_range
+
+STATIC = Path(__file__).parent / "static"
+PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+MAX_HOPS = 5
+ASSET_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Where meshlens listens for OTLP, for the snippets of the empty states."""
+
+    otlp_grpc: int = 4317
+    otlp_http: int = 4318
+
+
+def include_dashboards(app: FastAPI, ports: Ports) -> None:
+    """Serve the pages and their assets on `app` (whose state holds `engine`)."""
+    app.state.dashboard_ports = ports
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+@router.get("/plotly.min.js")
+async def plotly_js() -> FileResponse:
+    return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=ASSET_HEADERS)
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview(request: Request) -> HTMLResponse:
+    return await _page(request, "overview", "overview.html", views.overview)
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def service_map(
+    request: Request,
+    focus: Annotated[str, Query(max_length=500)] = "",
+    hops: Annotated[int, Query(ge=1, le=MAX_HOPS)] = 1,
+) -> HTMLResponse:
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
+        return await views.service_map(conn, when, focus.strip(), hops)
+
+    return await _page(request, "map", "map.html", build, focus=focus.strip(), hops=str(hops))
+
+
+@router.get("/services/{name:path}", response_class=HTMLResponse)
+async def service(request: Request, name: str) -> HTMLResponse:
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any] | None:
+        if "\x00" in name:
+            return None
+        return await views.service(conn, when, name)
+
+    return await _page(request, "services", "service.html", build)
+
+
+@router.get("/mtls", response_class=HTMLResponse)
+async def mtls(request: Request) -> HTMLResponse:
+    return await _page(request, "mtls", "mtls.html", views.mtls)
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts(request: Request) -> HTMLResponse:
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
+        return {}
+
+    return await _page(request, "alerts", "alerts.html", build)
+
+
+Builder = Callable[[AsyncConnection, TimeRange], Awaitable[dict[str, Any] | None]]
+
+
+async def _page(
+    request: Request, active: str, template: str, build: Builder, **keep: str
+) -> HTMLResponse:
+    """`template` with what `build` reads; a bad range is a 400 page, an unknown service a
+    404 page, a database that does not answer a 503 page."""
+    common = _common(request, active)
+    clock: Callable[[], float] = getattr(request.app.state, "clock", time.time)
+    try:
+        when = time_range(request.query_params, clock())
+    except WindowError as exc:
+        return page("error.html", {**common, "status": 400, "message": str(exc)}, 400)
+    common.update(when=when, query=when.query(), picker_keep=keep)
+    try:
+        async with read_only(request.app.state.engine) as conn:
+            context = await build(conn, when)
+    except DatabaseUnavailable as exc:
+        return page("error.html", {**common, "status": 503, "message": str(exc)}, 503)
+    if context is None:
+        message = f"No service or node named “{request.path_params.get('name', '')}” was seen."
+        return page("error.html", {**common, "status": 404, "message": message}, 404)
+    return page(template, {**common, **context})
+
+
+def _common(request: Request, active: str) -> dict[str, Any]:
+    ports: Ports = request.app.state.dashboard_ports
+    host = request.url.hostname or "127.0.0.1"
+    endpoints = Endpoints(
+        host=f"[{host}]" if ":" in host else host,
+        grpc_port=ports.otlp_grpc,
+        http_port=ports.otlp_http,
+        web_port=request.url.port or 80,
+    )
+    return {
+        "active": active,
+        "presets": PRESETS,
+        "refresh_choices": REFRESH,
+        "endpoints": endpoints,
+        "snippets": snippets(endpoints),
+        "when": None,
+        "query": "",
+        "picker_keep": {},
+        "security_headers": SECURITY_HEADERS,
+    }
