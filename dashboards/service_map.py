@@ -208,8 +208,7 @@ def _signal_lines(signals: Signals) -> list[str]:
     return [
         f"{rate(signals.rps)} · {signals.requests:,} requests",
         f"errors: {percent(signals.error_rate)} ({signals.errors:,})",
-        "p50 / p95 / p99: "
-        + " / ".join(ms(latency[name]) for name in ("p50", "p95", "p99")),
+        "p50 / p95 / p99: " + " / ".join(ms(latency[name]) for name in ("p50", "p95", "p99")),
     ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from meshlens.demo.command import add_demo_command
 from meshlens.settings import Settings
 
 
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("database_url", "data_dir", "log_level"):
         _add_setting_flag(migrate, name)
     migrate.set_defaults(run=_migrate)
+    add_demo_command(commands)
     return parser
 
 

@@ -1,0 +1,270 @@
+"""One OpenTelemetry SDK pipeline per simulated workload, exporting to meshlens over OTLP/HTTP.
+
+Each workload (a service at a version) is its own process in a real mesh, so here it has its
+own `Resource` (service.name, service.version, Kubernetes attributes), its own
+`TracerProvider` with a `BatchSpanProcessor` and `OTLPSpanExporter`, and its own
+`MeterProvider` whose observable gauge reports the workload's CPU utilization through an
+`OTLPMetricExporter`. Backfilled utilization points (the past has no live reader) are built as
+SDK `MetricsData` and sent through an `OTLPMetricExporter` as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    Gauge,
+    Metric,
+    MetricExportResult,
+    MetricsData,
+    NumberDataPoint,
+    PeriodicExportingMetricReader,
+    ResourceMetrics,
+    ScopeMetrics,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Tracer
+
+from meshlens.demo.topology import NAMESPACE, Mesh, Service, Version
+from meshlens.demo.utilization import UtilizationModel
+
+SCOPE = "meshlens.demo"
+EXPORT_TIMEOUT_SECONDS = 5.0
+SPAN_QUEUE = 50_000  # spans a workload may hold before they are exported
+SPAN_BATCH = 2_000
+SPAN_DELAY_MS = 1_000  # live spans reach meshlens within about a second
+METRIC_INTERVAL_MS = 10_000
+SHUTDOWN_SECONDS = 15.0  # longest wait for the pipelines to flush
+
+
+class ExportCounts:
+    """Spans exported and spans that could not be, over all workloads (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+
+    def add(self, spans: int, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.sent += spans
+            else:
+                self.failed += spans
+
+
+class CountingExporter(SpanExporter):
+    """Passes spans to the OTLP exporter and counts how that went."""
+
+    def __init__(self, inner: SpanExporter, counts: ExportCounts) -> None:
+        self._inner = inner
+        self._counts = counts
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self._inner.export(spans)
+        self._counts.add(len(spans), result is SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A service at one version: one deployment, one SDK pipeline."""
+
+    service: Service
+    version: Version
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(service name, version name)."""
+        return (self.service.name, self.version.name)
+
+    @property
+    def deployment(self) -> str:
+        """`reviews-v2` when the service runs several versions, else the service name."""
+        if len(self.service.versions) == 1:
+            return self.service.name
+        return f"{self.service.name}-{self.version.name}"
+
+    def resource(self) -> Resource:
+        """The SDK resource: who emits (service.name, service.version) and where it runs."""
+        digest = hashlib.sha256(self.deployment.encode()).hexdigest()
+        pod = f"{self.deployment}-{digest[:9]}-{digest[9:14]}"
+        return Resource.create(
+            {
+                "service.name": self.service.name,
+                "service.version": self.version.name,
+                "service.namespace": NAMESPACE,
+                "service.instance.id": pod,
+                "deployment.environment.name": "demo",
+                "k8s.namespace.name": NAMESPACE,
+                "k8s.deployment.name": self.deployment,
+                "k8s.pod.name": pod,
+                "k8s.container.name": self.service.name,
+            }
+        )
+
+
+def workloads(mesh: Mesh) -> list[Workload]:
+    """Every (service, version) of the mesh."""
+    return [
+        Workload(service, version)
+        for service in mesh.services.values()
+        for version in service.versions
+    ]
+
+
+class Pipelines:
+    """The SDK providers of every workload, and the counts of what they exported."""
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        endpoint: str,
+        gauge: str | None,
+        utilization: UtilizationModel,
+    ) -> None:
+        self.counts = ExportCounts()
+        self._endpoint = endpoint
+        self._gauge = gauge
+        self._utilization = utilization
+        self._workloads = workloads(mesh)
+        self._resources = {w.key: w.resource() for w in self._workloads}
+        self._tracer_providers: list[TracerProvider] = []
+        self._meter_providers: list[MeterProvider] = []
+        self._tracers: dict[tuple[str, str], Tracer] = {}
+        for workload in self._workloads:
+            provider = self._tracer_provider(self._resources[workload.key])
+            self._tracer_providers.append(provider)
+            self._tracers[workload.key] = provider.get_tracer(SCOPE)
+
+    def tracer(self, service: str, version: str) -> Tracer:
+        """The tracer of a workload."""
+        return self._tracers[(service, version)]
+
+    def _tracer_provider(self, resource: Resource) -> TracerProvider:
+        provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+        exporter = OTLPSpanExporter(
+            endpoint=f"{self._endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_SECONDS
+        )
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                CountingExporter(exporter, self.counts),
+                max_queue_size=SPAN_QUEUE,
+                schedule_delay_millis=SPAN_DELAY_MS,
+                max_export_batch_size=SPAN_BATCH,
+            )
+        )
+        return provider
+
+    def start_gauges(self) -> None:
+        """Start reporting live utilization (every 10 s) through each workload's MeterProvider."""
+        gauge = self._gauge
+        if gauge is None or self._meter_providers:
+            return
+        for workload in self._workloads:
+            reader = PeriodicExportingMetricReader(
+                OTLPMetricExporter(
+                    endpoint=f"{self._endpoint}/v1/metrics", timeout=EXPORT_TIMEOUT_SECONDS
+                ),
+                export_interval_millis=METRIC_INTERVAL_MS,
+            )
+            provider = MeterProvider(
+                resource=self._resources[workload.key],
+                metric_readers=[reader],
+                shutdown_on_exit=False,
+            )
+            provider.get_meter(SCOPE).create_observable_gauge(
+                gauge,
+                callbacks=[self._observe(workload)],
+                unit="1",
+                description="CPU usage of the pod over its CPU limit",
+            )
+            self._meter_providers.append(provider)
+
+    def _observe(self, workload: Workload) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            value = self._utilization.value(workload.service, workload.version, time.time_ns())
+            return [Observation(value)]
+
+        return observe
+
+    def send_past_utilization(self, times_ns: Sequence[int]) -> bool:
+        """Utilization points of every workload at the past `times_ns`, in one export."""
+        if self._gauge is None or not times_ns:
+            return True
+        scope = InstrumentationScope(SCOPE)
+        resource_metrics = []
+        for workload in self._workloads:
+            points = [
+                NumberDataPoint(
+                    attributes={},
+                    start_time_unix_nano=at,
+                    time_unix_nano=at,
+                    value=self._utilization.value(workload.service, workload.version, at),
+                )
+                for at in times_ns
+            ]
+            metric = Metric(
+                name=self._gauge,
+                description="CPU usage of the pod over its CPU limit",
+                unit="1",
+                data=Gauge(data_points=points),
+            )
+            resource_metrics.append(
+                ResourceMetrics(
+                    resource=self._resources[workload.key],
+                    scope_metrics=[ScopeMetrics(scope=scope, metrics=[metric], schema_url="")],
+                    schema_url="",
+                )
+            )
+        exporter = OTLPMetricExporter(
+            endpoint=f"{self._endpoint}/v1/metrics", timeout=EXPORT_TIMEOUT_SECONDS
+        )
+        try:
+            result = exporter.export(MetricsData(resource_metrics=resource_metrics))
+        finally:
+            exporter.shutdown()
+        return result is MetricExportResult.SUCCESS
+
+    def flush(self) -> None:
+        """Export every span ended so far (blocks until the exports are answered)."""
+        _in_parallel(lambda p: p.force_flush(), self._tracer_providers)
+
+    def shutdown(self) -> None:
+        """Export what is left and stop every pipeline, all at once (a dead endpoint costs
+        one export timeout, not one per workload)."""
+        _in_parallel(lambda p: p.shutdown(), [*self._tracer_providers, *self._meter_providers])
+        self._tracer_providers.clear()
+        self._meter_providers.clear()
+
+
+def _in_parallel(
+    action: Callable[[TracerProvider | MeterProvider], object],
+    providers: Sequence[TracerProvider | MeterProvider],
+) -> None:
+    threads = [
+        threading.Thread(target=action, args=(p,), name="meshlens-demo-flush", daemon=True)
+        for p in providers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(SHUTDOWN_SECONDS)

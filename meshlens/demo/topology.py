@@ -1,0 +1,500 @@
+"""The simulated mesh as data: a small web shop in the Kubernetes namespace `shop`.
+
+Twelve services call each other over HTTP through their sidecars (mutual TLS), except
+`shipping`, a legacy workload running without a sidecar: `checkout -> shipping` is the one
+plaintext edge. Around them, the nodes meshlens draws without their own telemetry: the
+virtual client `user` (root requests at `frontend`), the PostgreSQL database `postgres`, the
+Kafka broker `kafka` (topic `orders`, published by `checkout`, consumed by `email`) and the
+external API `api.stripe.com`, which `payments` calls over one-way TLS and which fails about
+15% of the time. `reviews` runs a canary: v2 takes 10% of its traffic and is slower and more
+error-prone than v1. `recommendations` runs hot (CPU near its limit).
+
+Latencies are lognormal: `Latency(median_ms, sigma)`; an operation's own latency is its work
+outside its calls. Nothing here is random: `traffic` draws from these figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+NAMESPACE = "shop"
+TRUST_DOMAIN = "cluster.local"
+HTTP_PORT = 8080
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A lognormal latency: its median in milliseconds and its shape (sigma of the log)."""
+
+    median_ms: float
+    sigma: float = 0.35
+
+
+@dataclass(frozen=True)
+class ServiceCall:
+    """An HTTP call to another service's operation (a key of its `operations`)."""
+
+    service: str
+    operation: str
+    probability: float = 1.0
+    parallel: bool = False  # starts together with the step before it (a fan-out)
+    critical: bool = True  # a failure fails the caller; otherwise the caller degrades
+
+
+@dataclass(frozen=True)
+class Query:
+    """A statement on the shop's PostgreSQL database."""
+
+    operation: str  # SELECT, INSERT, UPDATE
+    table: str
+    latency: Latency
+    probability: float = 1.0
+    parallel: bool = False
+    critical: bool = True
+
+
+@dataclass(frozen=True)
+class ExternalCall:
+    """An HTTPS call to an API outside the mesh: no server half, one-way TLS."""
+
+    host: str
+    method: str
+    path: str
+    latency: Latency
+    error_rate: float  # answered 503
+    retries: int = 0  # further attempts after a 5xx
+    probability: float = 1.0
+    parallel: bool = False
+    critical: bool = True
+
+
+@dataclass(frozen=True)
+class Publish:
+    """A message to a Kafka topic: created (PRODUCER) and sent to the broker (CLIENT)."""
+
+    topic: str
+    probability: float = 1.0
+    parallel: bool = False
+    critical: bool = False
+
+
+Step = ServiceCall | Query | ExternalCall | Publish
+
+
+@dataclass(frozen=True)
+class Operation:
+    """An HTTP route a service serves, its own latency and errors, and the calls it makes."""
+
+    method: str
+    route: str
+    latency: Latency
+    error_rate: float = 0.001  # answered 500 by the service itself
+    not_found_rate: float = 0.0  # answered 404 (not an error on the server side)
+    steps: tuple[Step, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """`GET /api/cart`: the SERVER span's name and the key in `Service.operations`."""
+        return f"{self.method} {self.route}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """A deployed version of a service and its share of the service's traffic."""
+
+    name: str
+    weight: float = 1.0
+    latency_factor: float = 1.0
+    extra_error_rate: float = 0.0
+    extra_utilization: float = 0.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """An instrumented workload."""
+
+    name: str
+    operations: Mapping[str, Operation]
+    versions: tuple[Version, ...]
+    utilization: float  # typical CPU limit utilization of its pods, in [0, 1]
+    sidecar: bool = True  # False: no mesh proxy, its connections are plaintext
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A service processing the messages of a topic (CONSUMER span linked to the producer)."""
+
+    service: str
+    topic: str
+    latency: Latency
+    steps: tuple[Step, ...] = ()
+    error_rate: float = 0.001
+
+
+@dataclass(frozen=True)
+class Highlight:
+    """Something to look for in the dashboards, printed when the demo starts."""
+
+    title: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """The whole simulated mesh."""
+
+    services: Mapping[str, Service]
+    entry_service: str
+    entry_mix: tuple[tuple[str, float], ...]  # operations of `entry_service` by weight
+    consumers: tuple[Consumer, ...]
+    database: str  # server.address of the database: its node's name
+    database_system: str
+    database_namespace: str
+    broker: str  # server.address of the broker: its node's name
+    broker_system: str
+    highlights: tuple[Highlight, ...] = field(default=())
+
+    def consumer_of(self, topic: str) -> Consumer | None:
+        """The consumer of `topic`, if a simulated service consumes it."""
+        return next((c for c in self.consumers if c.topic == topic), None)
+
+    def external_hosts(self) -> list[str]:
+        """Hosts of the external APIs some operation calls."""
+        hosts = {
+            step.host
+            for service in self.services.values()
+            for operation in service.operations.values()
+            for step in operation.steps
+            if isinstance(step, ExternalCall)
+        }
+        return sorted(hosts)
+
+    def plaintext_edges(self) -> list[tuple[str, str]]:
+        """(caller, callee) of the service calls without TLS: one side has no sidecar."""
+        return sorted(
+            {
+                (caller.name, step.service)
+                for caller in self.services.values()
+                for operation in caller.operations.values()
+                for step in operation.steps
+                if isinstance(step, ServiceCall)
+                and not (caller.sidecar and self.services[step.service].sidecar)
+            }
+        )
+
+
+def _service(
+    name: str,
+    operations: list[Operation],
+    utilization: float,
+    versions: tuple[Version, ...],
+    *,
+    sidecar: bool = True,
+) -> Service:
+    by_name = MappingProxyType({operation.name: operation for operation in operations})
+    return Service(name, by_name, versions, utilization, sidecar)
+
+
+def _one(version: str) -> tuple[Version, ...]:
+    return (Version(version),)
+
+
+def shop() -> Mesh:
+    """The demo's mesh."""
+    session = ServiceCall("auth", "GET /api/session")
+    currency = ServiceCall("currency", "GET /api/convert", parallel=True)
+    services = [
+        _service(
+            "frontend",
+            [
+                Operation(
+                    "GET",
+                    "/api/products",
+                    Latency(6, 0.4),
+                    steps=(
+                        session,
+                        ServiceCall("catalog", "GET /api/products"),
+                        currency,
+                        ServiceCall(
+                            "recommendations",
+                            "GET /api/recommendations",
+                            parallel=True,
+                            critical=False,
+                        ),
+                    ),
+                ),
+                Operation(
+                    "GET",
+                    "/api/products/{id}",
+                    Latency(5, 0.4),
+                    steps=(
+                        session,
+                        ServiceCall("catalog", "GET /api/products/{id}"),
+                        ServiceCall("reviews", "GET /api/reviews/{productId}", critical=False),
+                        ServiceCall(
+                            "recommendations",
+                            "GET /api/recommendations",
+                            parallel=True,
+                            critical=False,
+                        ),
+                        currency,
+                    ),
+                ),
+                Operation(
+                    "GET",
+                    "/api/cart",
+                    Latency(4, 0.4),
+                    steps=(session, ServiceCall("cart", "GET /api/cart"), currency),
+                ),
+                Operation(
+                    "POST",
+                    "/api/cart/items",
+                    Latency(4, 0.4),
+                    steps=(session, ServiceCall("cart", "POST /api/cart/items")),
+                ),
+                Operation(
+                    "POST",
+                    "/api/checkout",
+                    Latency(8, 0.4),
+                    steps=(session, ServiceCall("checkout", "POST /api/checkout")),
+                ),
+                Operation(
+                    "POST",
+                    "/api/login",
+                    Latency(3, 0.4),
+                    steps=(ServiceCall("auth", "POST /api/login"),),
+                ),
+            ],
+            0.42,
+            _one("2.14.1"),
+        ),
+        _service(
+            "auth",
+            [
+                Operation("GET", "/api/session", Latency(2.5, 0.3), error_rate=0.0005),
+                Operation(
+                    "POST",
+                    "/api/login",
+                    Latency(45, 0.25),  # password hashing
+                    steps=(Query("SELECT", "users", Latency(1.5)),),
+                ),
+            ],
+            0.31,
+            _one("1.9.0"),
+        ),
+        _service(
+            "catalog",
+            [
+                Operation(
+                    "GET",
+                    "/api/products",
+                    Latency(7, 0.35),
+                    steps=(Query("SELECT", "products", Latency(4, 0.5)),),
+                ),
+                Operation(
+                    "GET",
+                    "/api/products/{id}",
+                    Latency(3, 0.35),
+                    not_found_rate=0.02,
+                    steps=(Query("SELECT", "products", Latency(1.2, 0.4)),),
+                ),
+            ],
+            0.38,
+            _one("3.2.0"),
+        ),
+        _service(
+            "inventory",
+            [
+                Operation(
+                    "GET",
+                    "/api/stock/{productId}",
+                    Latency(2, 0.3),
+                    steps=(Query("SELECT", "stock", Latency(1.0, 0.4)),),
+                ),
+                Operation(
+                    "POST",
+                    "/api/stock/reservations",
+                    Latency(4, 0.3),
+                    error_rate=0.002,
+                    steps=(Query("UPDATE", "stock", Latency(3.5, 0.6)),),
+                ),
+            ],
+            0.27,
+            _one("1.4.2"),
+        ),
+        _service(
+            "currency",
+            [Operation("GET", "/api/convert", Latency(1.2, 0.3), error_rate=0.0005)],
+            0.22,
+            _one("1.1.5"),
+        ),
+        _service(
+            "recommendations",
+            [
+                Operation(
+                    "GET",
+                    "/api/recommendations",
+                    Latency(28, 0.45),  # model inference: CPU-bound, runs hot
+                    error_rate=0.003,
+                    steps=(ServiceCall("catalog", "GET /api/products"),),
+                )
+            ],
+            0.85,
+            _one("0.12.3"),
+        ),
+        _service(
+            "reviews",
+            [
+                Operation(
+                    "GET",
+                    "/api/reviews/{productId}",
+                    Latency(6, 0.4),
+                    error_rate=0.002,
+                    steps=(Query("SELECT", "reviews", Latency(2.5, 0.5)),),
+                )
+            ],
+            0.33,
+            (
+                Version("v1", weight=0.9),
+                Version(
+                    "v2",
+                    weight=0.1,
+                    latency_factor=2.6,
+                    extra_error_rate=0.06,
+                    extra_utilization=0.15,
+                ),
+            ),
+        ),
+        _service(
+            "cart",
+            [
+                Operation(
+                    "GET",
+                    "/api/cart",
+                    Latency(3, 0.35),
+                    steps=(Query("SELECT", "cart_items", Latency(1.5, 0.4)),),
+                ),
+                Operation(
+                    "POST",
+                    "/api/cart/items",
+                    Latency(4, 0.35),
+                    steps=(
+                        ServiceCall("inventory", "GET /api/stock/{productId}"),
+                        Query("INSERT", "cart_items", Latency(2.5, 0.5)),
+                    ),
+                ),
+            ],
+            0.29,
+            _one("2.3.1"),
+        ),
+        _service(
+            "checkout",
+            [
+                Operation(
+                    "POST",
+                    "/api/checkout",
+                    Latency(12, 0.35),
+                    steps=(
+                        ServiceCall("cart", "GET /api/cart"),
+                        ServiceCall("inventory", "POST /api/stock/reservations"),
+                        ServiceCall("currency", "GET /api/convert", parallel=True),
+                        ServiceCall("shipping", "POST /api/quotes", parallel=True),
+                        ServiceCall("payments", "POST /api/charges"),
+                        Query("INSERT", "orders", Latency(3, 0.5)),
+                        Publish("orders"),
+                    ),
+                )
+            ],
+            0.36,
+            _one("1.21.0"),
+        ),
+        _service(
+            "payments",
+            [
+                Operation(
+                    "POST",
+                    "/api/charges",
+                    Latency(5, 0.3),
+                    steps=(
+                        ExternalCall(
+                            "api.stripe.com",
+                            "POST",
+                            "/v1/charges",
+                            Latency(190, 0.45),
+                            error_rate=0.15,
+                            retries=1,
+                        ),
+                        Query("INSERT", "payments", Latency(2.5, 0.5)),
+                    ),
+                )
+            ],
+            0.24,
+            _one("4.0.2"),
+        ),
+        _service(
+            "shipping",
+            [Operation("POST", "/api/quotes", Latency(14, 0.4), error_rate=0.002)],
+            0.19,
+            _one("0.9.8"),
+            sidecar=False,
+        ),
+        _service(
+            "email",
+            [],
+            0.17,
+            _one("1.0.4"),
+        ),
+    ]
+    return Mesh(
+        services=MappingProxyType({service.name: service for service in services}),
+        entry_service="frontend",
+        entry_mix=(
+            ("GET /api/products", 0.35),
+            ("GET /api/products/{id}", 0.30),
+            ("GET /api/cart", 0.15),
+            ("POST /api/cart/items", 0.10),
+            ("POST /api/checkout", 0.07),
+            ("POST /api/login", 0.03),
+        ),
+        consumers=(
+            Consumer(
+                "email",
+                "orders",
+                Latency(25, 0.4),  # renders and queues the confirmation
+                steps=(Query("INSERT", "notifications", Latency(2, 0.5)),),
+            ),
+        ),
+        database="postgres",
+        database_system="postgresql",
+        database_namespace=NAMESPACE,
+        broker="kafka",
+        broker_system="kafka",
+        highlights=(
+            Highlight(
+                "canary",
+                "reviews v2 takes 10% of reviews' traffic; it is slower and fails more than v1 "
+                "(service reviews: versions)",
+            ),
+            Highlight(
+                "plaintext edge",
+                "checkout -> shipping: shipping runs without a sidecar; every other call "
+                "between services is mutual TLS (mTLS page)",
+            ),
+            Highlight(
+                "failing dependency",
+                "payments -> api.stripe.com (external) answers 503 about 15% of the time; "
+                "payments retries once, so some checkouts fail too",
+            ),
+            Highlight(
+                "running hot",
+                "recommendations at about 85% of its CPU limit (saturation)",
+            ),
+            Highlight(
+                "queue",
+                "checkout publishes to the Kafka topic orders, email consumes it (an "
+                "asynchronous edge through a span link)",
+            ),
+        ),
+    )

@@ -1,0 +1,457 @@
+"""Simulated requests, emitted as the spans each service's own SDK tracer would record.
+
+A request is worked out depth first with explicit times, so no span needs a real sleep: a
+SERVER span starts, its calls run one after another (or fan out together), then it ends. A
+call between services is a CLIENT span in the caller and a SERVER span in the callee whose
+parent is that CLIENT span (same trace), as a W3C `traceparent` header would carry it; the
+span context is passed explicitly (`context=`), so spans of different TracerProviders nest.
+A message to Kafka is a PRODUCER span (`create`) and a CLIENT span to the broker (`send`);
+the consumer polls the broker (CLIENT, `receive`) and processes the message in a CONSUMER
+span of a new trace, linked to the PRODUCER span.
+
+Attributes follow the OpenTelemetry semantic conventions that `meshlens.signals.classify`
+reads: `http.route`, `http.request.method`, `http.response.status_code`, span status ERROR
+for failures; `db.system.name`, `db.namespace`; `messaging.system`,
+`messaging.destination.name`; `server.address`; and the `tls.*` attributes of the connection
+(`tls.client.subject` present: mutual TLS; `tls.established=false`: plaintext).
+
+Every random choice comes from one `random.Random`, so a seed repeats the traffic.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    Tracer,
+    set_span_in_context,
+)
+from opentelemetry.util.types import AttributeValue
+
+from meshlens.demo.topology import (
+    HTTP_PORT,
+    NAMESPACE,
+    TRUST_DOMAIN,
+    Consumer,
+    ExternalCall,
+    Latency,
+    Mesh,
+    Operation,
+    Publish,
+    Query,
+    Service,
+    ServiceCall,
+    Step,
+    Version,
+)
+
+NANOS_PER_MS = 1_000_000
+NANOS_PER_SECOND = 1_000_000_000
+HOP = Latency(0.35, 0.5)  # one way through two sidecars on a cluster network
+KAFKA_PORT = 9092
+POSTGRES_PORT = 5432
+DATABASE_ERROR_RATE = 0.0005
+RATE_SWING, RATE_PERIOD_SECONDS = 0.1, 900  # traffic rises and falls by 10% every 15 min
+
+Attributes = dict[str, AttributeValue]
+TracerFor = Callable[[str, str], Tracer]
+"""The tracer of a workload: (service name, version name) -> its SDK tracer."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How a call ended: when (unix ns) and with which HTTP status."""
+
+    end: int
+    status: int
+
+
+def spiffe_id(workload: str) -> str:
+    """The mesh identity of a workload, as its certificate names it."""
+    return f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/{workload}"
+
+
+def mutual_tls(client: str, server: str) -> Attributes:
+    """A connection over mutual TLS: the client presented its certificate."""
+    return {
+        "tls.established": True,
+        "tls.protocol.version": "1.3",
+        "tls.client.subject": spiffe_id(client),
+        "tls.server.subject": spiffe_id(server),
+    }
+
+
+def one_way_tls(server_host: str) -> Attributes:
+    """A connection over TLS where only the server has a certificate."""
+    return {
+        "tls.established": True,
+        "tls.protocol.version": "1.3",
+        "tls.server.subject": f"CN={server_host}",
+    }
+
+
+PLAINTEXT: Attributes = {"tls.established": False}
+
+
+class Arrivals:
+    """Request start times (unix ns): a Poisson process whose rate swings slowly.
+
+    The swing follows the wall clock, so the backfilled past and the live traffic join up.
+    """
+
+    def __init__(self, rng: random.Random, rate: float, start_ns: int) -> None:
+        self._rng = rng
+        self._rate = rate
+        self.next_ns = start_ns + self._gap(start_ns)
+
+    def _gap(self, at_ns: int) -> int:
+        phase = 2 * math.pi * (at_ns / NANOS_PER_SECOND) / RATE_PERIOD_SECONDS
+        rate = self._rate * (1 + RATE_SWING * math.sin(phase))
+        return max(1, int(self._rng.expovariate(rate) * NANOS_PER_SECOND))
+
+    def until(self, end_ns: int) -> Iterator[int]:
+        """The start times before `end_ns`, advancing past them."""
+        while self.next_ns < end_ns:
+            at = self.next_ns
+            self.next_ns = at + self._gap(at)
+            yield at
+
+
+class Traffic:
+    """Generates requests through the simulated mesh."""
+
+    def __init__(self, mesh: Mesh, tracer_for: TracerFor, rng: random.Random) -> None:
+        self.mesh = mesh
+        self._tracer_for = tracer_for
+        self._rng = rng
+        self._entry = mesh.services[mesh.entry_service]
+        self._mix = [self._entry.operations[name] for name, _ in mesh.entry_mix]
+        self._mix_weights = [weight for _, weight in mesh.entry_mix]
+        self.requests = 0
+        self.spans = 0
+
+    # --- requests ---------------------------------------------------------------------
+
+    def request(self, start_ns: int) -> Answer:
+        """One request of the virtual client `user`, arriving at the entry service."""
+        operation = self._rng.choices(self._mix, self._mix_weights)[0]
+        self.requests += 1
+        return self._serve(self._entry, operation, Context(), start_ns, None, self._path(operation))
+
+    def _serve(
+        self,
+        service: Service,
+        operation: Operation,
+        parent: Context,
+        start: int,
+        caller: Service | None,
+        path: str,
+    ) -> Answer:
+        version = self._version(service)
+        attributes: Attributes = {
+            "http.request.method": operation.method,
+            "http.route": operation.route,
+            "url.path": path,
+            "server.address": service.name,
+            "server.port": HTTP_PORT,
+        }
+        if caller is not None:
+            attributes.update(self._connection(caller, service))
+        span = self._start(
+            service, version, operation.name, parent, SpanKind.SERVER, start, attributes
+        )
+        own = self._latency(operation.latency, version.latency_factor)
+        before = own * 2 // 5
+        if self._chance(operation.not_found_rate):
+            done, status = start + before, 404
+        else:
+            done, status = self._steps(service, version, operation.steps, span, start + before)
+        if status < 400 and self._chance(operation.error_rate + version.extra_error_rate):
+            status = 500
+        end = done + own - before
+        _answer(span, status, client=False)
+        span.end(end_time=end)
+        return Answer(end, status)
+
+    def _steps(
+        self, service: Service, version: Version, steps: tuple[Step, ...], span: Span, at: int
+    ) -> tuple[int, int]:
+        """Run `steps` from `at`; (when they are all done, the caller's status so far)."""
+        context = set_span_in_context(span)
+        group_start = group_end = at
+        for step in steps:
+            if not self._chance(step.probability):
+                continue
+            if not step.parallel:
+                group_start = group_end
+            answer = self._step(service, version, step, context, group_start)
+            group_end = max(group_end, answer.end)
+            if step.critical and answer.status >= 400:  # the caller gives up and says why
+                return group_end, 502 if answer.status >= 500 else answer.status
+        return group_end, 200
+
+    def _step(
+        self, service: Service, version: Version, step: Step, context: Context, at: int
+    ) -> Answer:
+        if isinstance(step, ServiceCall):
+            return self._call(service, version, step, context, at)
+        if isinstance(step, Query):
+            return self._query(service, version, step, context, at)
+        if isinstance(step, ExternalCall):
+            return self._external(service, version, step, context, at)
+        return self._publish(service, version, step, context, at)
+
+    # --- calls ------------------------------------------------------------------------
+
+    def _call(
+        self, caller: Service, version: Version, call: ServiceCall, context: Context, at: int
+    ) -> Answer:
+        callee = self.mesh.services[call.service]
+        operation = callee.operations[call.operation]
+        path = self._path(operation)
+        attributes: Attributes = {
+            "http.request.method": operation.method,
+            "url.template": operation.route,
+            "url.full": f"http://{callee.name}:{HTTP_PORT}{path}",
+            "server.address": callee.name,
+            "server.port": HTTP_PORT,
+            **self._connection(caller, callee),
+        }
+        span = self._start(
+            caller, version, operation.name, context, SpanKind.CLIENT, at, attributes
+        )
+        served = self._serve(
+            callee, operation, set_span_in_context(span), at + self._hop(), caller, path
+        )
+        end = served.end + self._hop()
+        _answer(span, served.status, client=True)
+        span.end(end_time=end)
+        return Answer(end, served.status)
+
+    def _query(
+        self, caller: Service, version: Version, query: Query, context: Context, at: int
+    ) -> Answer:
+        mesh = self.mesh
+        attributes: Attributes = {
+            "db.system.name": mesh.database_system,
+            "db.system": mesh.database_system,  # older semantic conventions
+            "db.namespace": mesh.database_namespace,
+            "db.collection.name": query.table,
+            "db.operation.name": query.operation,
+            "db.query.text": _statement(query),
+            "server.address": mesh.database,
+            "server.port": POSTGRES_PORT,
+            **self._tls_to(caller, mesh.database),
+        }
+        name = f"{query.operation} {query.table}"
+        span = self._start(caller, version, name, context, SpanKind.CLIENT, at, attributes)
+        end = at + self._latency(query.latency)
+        status = 200
+        if self._chance(DATABASE_ERROR_RATE):
+            status = 500
+            span.set_attributes({"db.response.status_code": "57014", "error.type": "57014"})
+            span.set_status(Status(StatusCode.ERROR, "canceling statement due to timeout"))
+        span.end(end_time=end)
+        return Answer(end, status)
+
+    def _external(
+        self, caller: Service, version: Version, call: ExternalCall, context: Context, at: int
+    ) -> Answer:
+        status, end = 0, at
+        for attempt in range(call.retries + 1):
+            attributes: Attributes = {
+                "http.request.method": call.method,
+                "url.template": call.path,
+                "url.full": f"https://{call.host}{call.path}",
+                "server.address": call.host,
+                "server.port": 443,
+                **one_way_tls(call.host),
+            }
+            if attempt:
+                attributes["http.request.resend_count"] = attempt
+            name = f"{call.method} {call.path}"
+            span = self._start(caller, version, name, context, SpanKind.CLIENT, at, attributes)
+            failed = self._chance(call.error_rate)
+            status = 503 if failed else 200
+            end = at + self._latency(call.latency, 0.4 if failed else 1.0)
+            _answer(span, status, client=True)
+            span.end(end_time=end)
+            if not failed:
+                break
+            at = end + int(self._rng.uniform(40, 80) * NANOS_PER_MS * 2**attempt)  # backoff
+        return Answer(end, status)
+
+    def _publish(
+        self, producer: Service, version: Version, publish: Publish, context: Context, at: int
+    ) -> Answer:
+        mesh = self.mesh
+        topic = publish.topic
+        messaging: Attributes = {
+            "messaging.system": mesh.broker_system,
+            "messaging.destination.name": topic,
+        }
+        create = self._start(
+            producer,
+            version,
+            f"create {topic}",
+            context,
+            SpanKind.PRODUCER,
+            at,
+            {**messaging, "messaging.operation.type": "create", "messaging.operation.name": "send"},
+        )
+        created = at + self._latency(Latency(0.15, 0.3))
+        create.end(end_time=created)
+        sending: Attributes = {
+            **messaging,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.batch.message_count": 1,
+            "server.address": mesh.broker,
+            "server.port": KAFKA_PORT,
+            **self._tls_to(producer, mesh.broker),
+        }
+        send = self._start(
+            producer, version, f"send {topic}", context, SpanKind.CLIENT, created, sending
+        )
+        sent = created + self._latency(Latency(3, 0.5))  # acks=all
+        send.end(end_time=sent)
+        consumer = mesh.consumer_of(topic)
+        if consumer is not None:
+            lag = self._latency(Latency(8, 0.8))
+            self._consume(consumer, create.get_span_context(), sent + lag)
+        return Answer(sent, 200)
+
+    def _consume(self, consumer: Consumer, message: SpanContext, at: int) -> None:
+        """The consumer polls the broker, then processes the message in a trace of its own."""
+        mesh = self.mesh
+        service = mesh.services[consumer.service]
+        version = self._version(service)
+        messaging: Attributes = {
+            "messaging.system": mesh.broker_system,
+            "messaging.destination.name": consumer.topic,
+            "messaging.consumer.group.name": service.name,
+        }
+        polling: Attributes = {
+            **messaging,
+            "messaging.operation.type": "receive",
+            "messaging.operation.name": "poll",
+            "server.address": mesh.broker,
+            "server.port": KAFKA_PORT,
+            **self._tls_to(service, mesh.broker),
+        }
+        poll = self._start(
+            service, version, f"poll {consumer.topic}", Context(), SpanKind.CLIENT, at, polling
+        )
+        polled = at + self._latency(Latency(1.5, 0.5))
+        poll.end(end_time=polled)
+        start = polled + self._latency(Latency(0.1, 0.3))
+        processing: Attributes = {
+            **messaging,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            # the message came over the consumer's connection to the broker
+            **self._tls_to(service, mesh.broker),
+        }
+        process = self._start(
+            service,
+            version,
+            f"process {consumer.topic}",
+            Context(),
+            SpanKind.CONSUMER,
+            start,
+            processing,
+            links=[Link(message)],
+        )
+        own = self._latency(consumer.latency, version.latency_factor)
+        before = own // 2
+        done, status = self._steps(service, version, consumer.steps, process, start + before)
+        if status < 400 and self._chance(consumer.error_rate + version.extra_error_rate):
+            status = 500
+        if status >= 400:
+            process.set_attribute("error.type", "ProcessingError")
+            process.set_status(Status(StatusCode.ERROR, "could not process the order"))
+        process.end(end_time=done + own - before)
+
+    # --- helpers ----------------------------------------------------------------------
+
+    def _start(
+        self,
+        service: Service,
+        version: Version,
+        name: str,
+        context: Context,
+        kind: SpanKind,
+        at: int,
+        attributes: Attributes,
+        links: list[Link] | None = None,
+    ) -> Span:
+        self.spans += 1
+        tracer = self._tracer_for(service.name, version.name)
+        return tracer.start_span(
+            name, context=context, kind=kind, attributes=attributes, links=links, start_time=at
+        )
+
+    def _connection(self, caller: Service, callee: Service) -> Attributes:
+        """TLS of a call between two services: mutual through two sidecars, else none."""
+        if caller.sidecar and callee.sidecar:
+            return mutual_tls(caller.name, callee.name)
+        return PLAINTEXT
+
+    def _tls_to(self, caller: Service, backend: str) -> Attributes:
+        """TLS to a backend inside the mesh (the database, the broker)."""
+        return mutual_tls(caller.name, backend) if caller.sidecar else PLAINTEXT
+
+    def _version(self, service: Service) -> Version:
+        versions = service.versions
+        if len(versions) == 1:
+            return versions[0]
+        return self._rng.choices(versions, [v.weight for v in versions])[0]
+
+    def _path(self, operation: Operation) -> str:
+        """The route with its parameters filled in: /api/products/{id} -> /api/products/1234."""
+        parts = operation.route.split("/")
+        return "/".join(
+            str(self._rng.randrange(1000, 10000)) if part.startswith("{") else part
+            for part in parts
+        )
+
+    def _latency(self, latency: Latency, factor: float = 1.0) -> int:
+        """A lognormal draw, in nanoseconds."""
+        ms = self._rng.lognormvariate(math.log(latency.median_ms * factor), latency.sigma)
+        return max(1, int(ms * NANOS_PER_MS))
+
+    def _hop(self) -> int:
+        return self._latency(HOP)
+
+    def _chance(self, probability: float) -> bool:
+        if probability <= 0:
+            return False
+        return probability >= 1 or self._rng.random() < probability
+
+
+def _answer(span: Span, status: int, *, client: bool) -> None:
+    """HTTP status and span status: 5xx fails both sides, 4xx only the client side."""
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500 or (client and status >= 400):
+        span.set_attribute("error.type", str(status))
+        span.set_status(Status(StatusCode.ERROR))
+
+
+def _statement(query: Query) -> str:
+    """A parameterized statement, as database instrumentations record it."""
+    table = query.table
+    if query.operation == "SELECT":
+        return f"SELECT * FROM {table} WHERE id = $1"
+    if query.operation == "INSERT":
+        return f"INSERT INTO {table} VALUES ($1, $2, $3)"
+    return f"UPDATE {table} SET quantity = quantity - $1 WHERE id = $2"
