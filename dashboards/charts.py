@@ -77,7 +77,8 @@ def line_chart(
         "gridcolor": "#e5e7eb",
         "zeroline": False,
         "ticksuffix": "" if percent else (f" {unit}" if unit else ""),
-        "tickformat": ".2~%" if percent else "~s",
+        "tickformat": ".2~%" if percent else ",.2~f",
+        "automargin": True,
         "fixedrange": True,
     }
     if y_max is not None:
@@ -106,7 +107,8 @@ def _trace(number: int, line: Line, x: Sequence[str], unit: str, percent: bool) 
     value = "%{y:.2%}" if percent else f"%{{y:,.3~f}}{' ' + unit if unit else ''}"
     trace: dict[str, Any] = {
         "type": "scatter",
-        "mode": "lines",
+        "mode": "lines+markers",
+        "marker": {"size": 4, "color": colour},
         "name": escape(line.name),
         "x": list(x),
         "y": list(line.values),

@@ -50,6 +50,11 @@ async def plotly_js() -> FileResponse:
     return FileResponse(PLOTLY_JS, media_type="text/javascript", headers=ASSET_HEADERS)
 
 
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers=ASSET_HEADERS)
+
+
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request) -> HTMLResponse:
     return await _page(request, "overview", "overview.html", views.overview)
@@ -59,12 +64,16 @@ async def overview(request: Request) -> HTMLResponse:
 async def service_map(
     request: Request,
     focus: Annotated[str, Query(max_length=500)] = "",
-    hops: Annotated[int, Query(ge=1, le=MAX_HOPS)] = 1,
+    hops: str = "1",
 ) -> HTMLResponse:
-    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
-        return await views.service_map(conn, when, focus.strip(), hops)
+    """The map; `hops` outside 1..5 (or not a number) is clamped to it."""
+    hops_wanted = int(hops) if hops.strip().isdigit() else 1
+    hops = str(min(MAX_HOPS, max(1, hops_wanted)))
 
-    return await _page(request, "map", "map.html", build, focus=focus.strip(), hops=str(hops))
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
+        return await views.service_map(conn, when, focus.strip(), int(hops))
+
+    return await _page(request, "map", "map.html", build, focus=focus.strip(), hops=hops)
 
 
 @router.get("/services/{name:path}", response_class=HTMLResponse)

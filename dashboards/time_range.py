@@ -36,9 +36,11 @@ class TimeRange:
 
     @property
     def label(self) -> str:
-        """`last 15 minutes`, or `1h until 2026-11-26T12:00:00Z`."""
+        """`the last 15 minutes`, or `1h until 2026-11-26T12:00:00Z`."""
         if not self.end_text and self.window_text in dict(PRESETS):
-            return f"last {dict(PRESETS)[self.window_text]}"
+            return f"the last {dict(PRESETS)[self.window_text]}"
+        if not self.end_text:
+            return f"the last {self.window_text}"
         return f"{self.window_text} until {rfc3339(self.window.end_unix)}"
 
     def query(self, **extra: str) -> str:

@@ -138,19 +138,29 @@
     windowSelect.addEventListener("change", function () {
       if (windowSelect.value === "custom") {
         custom.hidden = false;
+        form.classList.add("custom");
         form.querySelector("#custom-window").focus();
       } else {
         window.location.assign(pickerUrl(form));
       }
     });
-    custom.querySelectorAll("input").forEach(function (input) {
-      input.addEventListener("change", function () {
-        window.location.assign(pickerUrl(form));
-      });
-    });
     form.querySelector("#refresh-select").addEventListener("change", function (event) {
       var seconds = { off: 0, "10s": 10, "30s": 30, "1m": 60 }[event.target.value] || 0;
       window.history.replaceState(null, "", pickerUrl(form));
+      document.querySelectorAll("form.focus").forEach(function (other) {
+        var field = other.querySelector("input[name=refresh]");
+        if (seconds && !field) {
+          field = document.createElement("input");
+          field.type = "hidden";
+          field.name = "refresh";
+          other.appendChild(field);
+        }
+        if (field && seconds) {
+          field.value = event.target.value;
+        } else if (field) {
+          field.remove();
+        }
+      });
       document.querySelectorAll('a[href^="/"]').forEach(function (link) {
         var url = new URL(link.href);
         if (url.origin === window.location.origin && url.searchParams.has("window")) {

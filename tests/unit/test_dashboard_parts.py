@@ -52,7 +52,7 @@ def test_time_range_defaults_to_the_last_15_minutes() -> None:
     when = time_range({}, NOW)
     assert when.window.end_unix - when.window.start_unix == 900
     assert not when.custom
-    assert when.label == "last 15 minutes"
+    assert when.label == "the last 15 minutes"
     assert when.query() == "?window=15m"
 
 
