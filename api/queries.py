@@ -46,6 +46,7 @@ from api.results import (
 from api.windows import Series, Window
 
 Row = tuple[Any, ...]
+VERSION_TOTALS = "t.operation = '' AND t.version <> ''"
 
 
 async def services(conn: AsyncConnection, window: Window) -> list[Node]:
@@ -67,6 +68,12 @@ async def _graph(conn: AsyncConnection, window: Window, *, edge_latency: bool) -
     saturation = await _saturation(conn, window, sql.SATURATION_ANY)
     totals = {row.service: row.signals for row in rows}
     return Graph(nodes=_nodes(window, totals, edges, saturation), edges=edges)
+
+
+async def versions(conn: AsyncConnection, window: Window) -> list[tuple[str, str, Signals]]:
+    """Every service's versions with their entry-span signals: (service, version, signals)."""
+    rows = await _service_rows(conn, window, VERSION_TOTALS)
+    return [(row.service, row.version, row.signals) for row in rows]
 
 
 async def service_detail(conn: AsyncConnection, window: Window, name: str) -> ServiceDetail | None:

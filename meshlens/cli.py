@@ -1,7 +1,8 @@
-"""The `meshlens` command: `serve` and `migrate`.
+"""The `meshlens` command: `serve`, `migrate`, `demo` and `rules check`.
 
 Every setting of `meshlens.settings.Settings` is also a `serve` flag (`--otlp-grpc-port` for
-`otlp_grpc_port`); a flag wins over its `MESHLENS_*` environment variable.
+`otlp_grpc_port`); a flag wins over its `MESHLENS_*` environment variable. `rules check` reads
+no settings: it validates a file on its own.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    standalone: Any = getattr(args, "run_standalone", None)
+    if standalone is not None:  # needs no settings (a bad MESHLENS_* variable does not matter)
+        code: int = standalone(args)
+        return code
     try:
         settings = Settings(**_given_settings(args))
     except ValidationError as exc:
@@ -57,7 +62,55 @@ def _parser() -> argparse.ArgumentParser:
         _add_setting_flag(migrate, name)
     migrate.set_defaults(run=_migrate)
     add_demo_command(commands)
+    _add_rules_command(commands)
     return parser
+
+
+def _add_rules_command(commands: Any) -> None:
+    rules = commands.add_parser("rules", help="work with alert rules files")
+    rules.set_defaults(run_standalone=lambda _args: _usage(rules))
+    actions = rules.add_subparsers(dest="rules_command", metavar="ACTION")
+    check = actions.add_parser(
+        "check",
+        help="validate a rules file and report every problem with its line",
+        description="Validate an alert rules file (the MESHLENS_RULES_FILE format): print "
+        "FILE:LINE:COLUMN: message for every problem and exit 1, or a summary and exit 0. "
+        "Exit 2 when a file cannot be read.",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="YAML rules files")
+    check.set_defaults(run_standalone=_rules_check)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    files: list[str] = args.files
+    return max(_check_rules_file(path) for path in files)
+
+
+def _check_rules_file(path: str) -> int:
+    from api.alerting.rules_file import RulesFileError, load_rules_file
+
+    try:
+        loaded = load_rules_file(path)
+    except RulesFileError as exc:
+        for problem in exc.problems:
+            print(problem.format(path))
+        count = len(exc.problems)
+        print(f"meshlens: {path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"meshlens: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    rules, receivers = len(loaded.rules), len(loaded.receivers)
+    print(
+        f"{path}: {rules} rule{'s' if rules != 1 else ''}, "
+        f"{receivers} receiver{'s' if receivers != 1 else ''}: OK"
+    )
+    return 0
 
 
 def _doc_line() -> str:

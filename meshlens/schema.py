@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 metadata = MetaData()
 
@@ -280,3 +280,114 @@ Index(
 )
 
 PARTITIONED_TABLES = {"spans": "start_unix_nano", "metric_points": "time_unix_nano"}
+
+# --- alerting (migration 0005) -----------------------------------------------------------------
+
+_now = func.now()
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("definition", JSONB, nullable=False, comment="the rule as the API received it"),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now),
+)
+alert_receivers = Table(
+    "alert_receivers",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("url", Text, nullable=False, comment="a secret: masked in every answer"),
+    Column("hmac_secret", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_now),
+)
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", UUID, primary_key=True),
+    Column("matchers", JSONB, nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_now),
+)
+alert_states = Table(
+    "alert_states",
+    metadata,
+    Column("rule", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("labels", JSONB, nullable=False),
+    Column("annotations", JSONB, nullable=False),
+    Column("state", Text, nullable=False, comment="pending|firing"),
+    Column("value", Double),
+    Column("active_at", DateTime(timezone=True), nullable=False),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("last_true_at", DateTime(timezone=True), nullable=False),
+    Column("evaluated_at", DateTime(timezone=True), nullable=False),
+    Column("generator_url", Text, nullable=False),
+    PrimaryKeyConstraint("rule", "fingerprint"),
+)
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("rule", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("labels", JSONB, nullable=False),
+    Column("state", Text, nullable=False, comment="pending|firing|resolved|inactive"),
+    Column("value", Double),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("alert_history_at", alert_history.c.at)
+alert_groups = Table(
+    "alert_groups",
+    metadata,
+    Column("receiver", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("group_labels", JSONB, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("notified_at", DateTime(timezone=True)),
+    Column("notified_hash", Text, nullable=False, server_default=""),
+    Column("resolved", JSONB, nullable=False, server_default="[]"),
+    Column("sequence", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("receiver", "group_key"),
+)
+notification_outbox = Table(
+    "notification_outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("idempotency_key", Text, nullable=False),
+    Column("receiver", Text, nullable=False),
+    Column("group_key", Text, nullable=False),
+    Column("status", Text, nullable=False, comment="firing|resolved"),
+    Column("notification", JSONB, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+Index(
+    "notification_outbox_idempotency_key_key",
+    notification_outbox.c.idempotency_key,
+    unique=True,
+)
+Index(
+    "notification_outbox_due",
+    notification_outbox.c.next_attempt_at,
+    postgresql_where=text("state = 'pending'"),
+)
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("outcome", Text, nullable=False, comment="delivered|retry|failed"),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Double, nullable=False),
+)
+Index("delivery_attempts_outbox", delivery_attempts.c.outbox_id)

@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 from starlette.types import ASGIApp
 
+from api.alerting.destinations import Allowlist
+from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
 from collector.decode_pool import DecodePool
 from collector.deriver import Deriver
@@ -64,6 +66,8 @@ async def serve(settings: Settings, database: Database) -> None:
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
     include_dashboards(api, Ports(settings.otlp_grpc_port, settings.otlp_http_port))
+    alerting = AlertingService(engine, _alerting_config(settings), registry)
+    api.state.alerting = alerting
     otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes).app()
     grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes).server(
         f"{settings.host}:{settings.otlp_grpc_port}"
@@ -74,6 +78,7 @@ async def serve(settings: Settings, database: Database) -> None:
     ]
     await pipeline.start()
     await grpc_server.start()
+    await alerting.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
     maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
     deriving = asyncio.create_task(_derive_loop(database, settings, metrics))
@@ -86,6 +91,7 @@ async def serve(settings: Settings, database: Database) -> None:
         log.info("meshlens is stopping")
         maintenance.cancel()
         deriving.cancel()
+        await alerting.stop()
         for server in web:
             server.should_exit = True
         await grpc_server.stop(grace=5)
@@ -123,6 +129,15 @@ def _limits(settings: Settings) -> PipelineLimits:
         writers=settings.writer_connections,
         timeout_seconds=settings.ingest_timeout_seconds,
         retry_after_seconds=settings.retry_after_seconds,
+    )
+
+
+def _alerting_config(settings: Settings) -> AlertingConfig:
+    return AlertingConfig(
+        rules_file=settings.rules_file,
+        eval_interval=settings.eval_interval,
+        allowlist=Allowlist.parse(settings.webhook_allowlist),
+        external_url=settings.external_base_url(),
     )
 
 

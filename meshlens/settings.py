@@ -127,6 +127,34 @@ class Settings(BaseSettings):
         2, ge=1, description="Retry-After given to clients when meshlens refuses for a while."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    rules_file: Path | None = Field(
+        None,
+        description=(
+            "YAML file of alert rules and receivers (format: README, Alert rules file), "
+            "reloaded when it changes; `meshlens rules check FILE` validates one. Unset: rules "
+            "come from the API only."
+        ),
+    )
+    eval_interval: float = Field(
+        30,
+        gt=0,
+        description="How often alert rules are evaluated: seconds, or a duration (30s, 1m).",
+    )
+    webhook_allowlist: Annotated[list[str], NoDecode] = Field(
+        [],
+        description=(
+            "Comma-separated host names or IP addresses/CIDRs (alertmanager.monitoring.svc, "
+            "10.0.0.0/8) that notifications may reach although they are private, loopback or "
+            "link-local, which are refused otherwise."
+        ),
+    )
+    external_url: str | None = Field(
+        None,
+        description=(
+            "meshlens's base URL as its users reach it (https://meshlens.example.com), for "
+            "links in notifications. Unset: http://HOST:HTTP_PORT."
+        ),
+    )
 
     @field_validator("saturation_metrics", mode="before")
     @classmethod
@@ -135,6 +163,37 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
+    @field_validator("eval_interval", mode="before")
+    @classmethod
+    def _interval(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip() and value.strip()[-1].isalpha():
+            from api.alerting.durations import parse_duration  # light: `re` only
+
+            return parse_duration(value)  # DurationError is a ValueError: a settings error
+        return value
+
+    @field_validator("webhook_allowlist", mode="before")
+    @classmethod
+    def _allowlist(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment variable or the flag: comma-separated
+            value = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if isinstance(value, list) and value:
+            from api.alerting.destinations import Allowlist
+
+            Allowlist.parse(str(entry) for entry in value)  # AllowlistError names a bad entry
+        return value
+
+    @field_validator("external_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        url = value.strip().rstrip("/")
+        scheme, _, rest = url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+            raise ValueError("external_url must be an http:// or https:// URL with a host")
+        return url
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -142,6 +201,16 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error"}:
             raise ValueError("log_level must be one of debug, info, warning, error")
         return level
+
+    def external_base_url(self) -> str:
+        """Where users reach meshlens (links in notifications): `external_url`, else the web
+        port on `host` (with `localhost` for a wildcard address)."""
+        if self.external_url is not None:
+            return self.external_url
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}"
 
     def env_name(self, field: str) -> str:
         """The environment variable that sets `field`."""

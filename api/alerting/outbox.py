@@ -1,0 +1,132 @@
+"""The delivery loop: notifications due in the outbox are sent, retried with backoff until
+delivered (at least once), or given up after a permanent failure or `GIVE_UP_AFTER`.
+
+Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several meshlens processes share the outbox
+without sending one notification twice at the same time; every attempt is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api.alerting.codec import notification_from_json
+from api.alerting.delivery import Attempt, Outcome, backoff, deliver
+from api.alerting.destinations import Allowlist, mask_url
+from api.alerting.formats import render
+from api.alerting.model import Receiver
+
+log = logging.getLogger("meshlens.alerting")
+BATCH = 20
+GIVE_UP_AFTER = dt.timedelta(hours=24)
+"""A notification still undelivered this long after it was made is marked failed."""
+
+_DUE = text(
+    """
+SELECT id, receiver, notification, attempts, created_at FROM notification_outbox
+WHERE state = 'pending' AND next_attempt_at <= :now
+ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
+"""
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """What delivering needs: the HTTP client (SSRF-guarded) and the allowlist."""
+
+    client: httpx.AsyncClient
+    allowlist: Allowlist
+    timeout: float = 10.0
+
+
+async def deliver_due(
+    engine: AsyncEngine,
+    receivers: Mapping[str, Receiver],
+    context: DeliveryContext,
+    now: dt.datetime,
+) -> list[str]:
+    """Attempt every notification due at `now` (a batch); returns the attempts' outcomes."""
+    outcomes: list[str] = []
+    async with engine.begin() as conn:
+        rows = (await conn.execute(_DUE, {"now": now, "limit": BATCH})).all()
+        for row_id, name, data, attempts, created_at in rows:
+            receiver = receivers.get(name)
+            if receiver is None:
+                gone = Attempt(Outcome.FAILED, None, f"no receiver named {name!r}", None, 0.0)
+                await _record(conn, row_id, attempts + 1, gone, now, created_at)
+                outcomes.append(gone.outcome.value)
+                continue
+            message = render(receiver, notification_from_json(data), now=now)
+            attempt = await deliver(
+                context.client,
+                receiver,
+                message,
+                allowlist=context.allowlist,
+                timeout=context.timeout,
+            )
+            if attempt.outcome is not Outcome.DELIVERED:
+                log.warning(
+                    "notification %s to %s (%s): %s",
+                    row_id,
+                    name,
+                    mask_url(receiver.url),
+                    attempt.error or attempt.status_code,
+                )
+            await _record(conn, row_id, attempts + 1, attempt, now, created_at)
+            outcomes.append(attempt.outcome.value)
+    return outcomes
+
+
+async def _record(
+    conn: AsyncConnection,
+    row_id: int,
+    attempts: int,
+    attempt: Attempt,
+    now: dt.datetime,
+    created_at: dt.datetime,
+) -> None:
+    state, next_at, error = "pending", now, attempt.error
+    if attempt.outcome is Outcome.DELIVERED:
+        state = "delivered"
+    elif attempt.outcome is Outcome.FAILED:
+        state = "failed"
+    else:
+        next_at = now + dt.timedelta(seconds=backoff(attempts, attempt.retry_after))
+        if next_at - created_at > GIVE_UP_AFTER:
+            state, error = "failed", f"gave up after {attempts} attempts: {attempt.error}"
+    await conn.execute(
+        text(
+            "INSERT INTO delivery_attempts (outbox_id, at, outcome, status_code, error,"
+            " duration_ms) VALUES (:id, :at, :outcome, :status, :error, :ms)"
+        ),
+        {
+            "id": row_id,
+            "at": now,
+            "outcome": attempt.outcome.value,
+            "status": attempt.status_code,
+            "error": attempt.error,
+            "ms": attempt.duration * 1000,
+        },
+    )
+    await conn.execute(
+        text(
+            "UPDATE notification_outbox SET state = :state, attempts = :attempts,"
+            " next_attempt_at = :next_at, last_error = :error,"
+            " delivered_at = CASE WHEN :state = 'delivered' THEN CAST(:now AS timestamptz) END"
+            " WHERE id = :id"
+        ),
+        {
+            "state": state,
+            "attempts": attempts,
+            "next_at": next_at,
+            "error": error,
+            "now": now,
+            "id": row_id,
+        },
+    )

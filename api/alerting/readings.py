@@ -1,0 +1,192 @@
+"""What a rule's signal reads, per scope instance, from the query layer (rollups) or, for
+`metric` rules, from the stored metric points of its window.
+
+One round reads each window's graph once (`Readings` caches per window length), so 500 rules
+on a few windows cost a few queries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from itertools import pairwise
+from statistics import fmean
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api import queries
+from api.alerting.model import Rule, Scope, Signal, all_match
+from api.results import Edge, Graph, Mtls, Signals
+from api.windows import Window, window_for
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One scope instance of a rule: its labels, its value (None: unknown) and the requests
+    its window holds (None where requests do not apply, as for saturation and metrics)."""
+
+    labels: Mapping[str, str]
+    value: float | None
+    requests: int | None
+
+
+@dataclass
+class Readings:
+    """The graphs and versions of one round, per window length; `now` is the round's time."""
+
+    conn: AsyncConnection
+    now: float
+    _graphs: dict[int, Graph] = field(default_factory=dict)
+    _versions: dict[int, list[tuple[str, str, Signals]]] = field(default_factory=dict)
+
+    def window(self, seconds: int) -> Window:
+        """The rule's window: its whole minutes before the current minute, and the current
+        minute so far (rollups are per minute: a window ending now at a minute boundary would
+        hold nothing of the last seconds). Rates divide by the seconds it covers."""
+        return window_for(f"{max(60, seconds) + 60}s", None, self.now)
+
+    async def graph(self, seconds: int) -> Graph:
+        if seconds not in self._graphs:
+            self._graphs[seconds] = await queries.graph(self.conn, self.window(seconds))
+        return self._graphs[seconds]
+
+    async def versions(self, seconds: int) -> list[tuple[str, str, Signals]]:
+        if seconds not in self._versions:
+            self._versions[seconds] = await queries.versions(self.conn, self.window(seconds))
+        return self._versions[seconds]
+
+    async def instances(self, rule: Rule) -> list[Instance]:
+        """The rule's instances that meet its scope matchers."""
+        if rule.signal is Signal.METRIC:
+            found = await self._metric(rule)
+        elif rule.scope is Scope.VERSION:
+            found = [
+                _instance(rule, {"service": service, "version": version}, signals, [])
+                for service, version, signals in await self.versions(rule.window)
+            ]
+        else:
+            found = _graph_instances(rule, await self.graph(rule.window))
+        return [one for one in found if all_match(rule.matchers, one.labels)]
+
+    async def _metric(self, rule: Rule) -> list[Instance]:
+        assert rule.metric is not None
+        window = self.window(rule.window)
+        result = await self.conn.execute(
+            _METRIC_POINTS,
+            {
+                "name": rule.metric.name,
+                "lo": window.start_unix * 1_000_000_000,
+                "hi": window.end_unix * 1_000_000_000,
+            },
+        )
+        by_key: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for service, attributes, at, value in result:
+            if value is None or not all_match(rule.metric.matchers, _strings(attributes)):
+                continue
+            by_key[service if rule.scope is Scope.SERVICE else ""].append((at, float(value)))
+        return [
+            Instance({"service": key} if rule.scope is Scope.SERVICE else {}, value, None)
+            for key, points in sorted(by_key.items())
+            if (value := _aggregate(rule.metric.aggregation, points)) is not None
+        ]
+
+
+_METRIC_POINTS = text(
+    """
+SELECT s.service, s.attributes, p.time_unix_nano, coalesce(p.as_double, p.as_int::float8)
+FROM metric_series s JOIN metric_points p ON p.series_id = s.id
+WHERE s.name = :name AND p.time_unix_nano >= :lo AND p.time_unix_nano < :hi
+ORDER BY p.time_unix_nano
+"""
+)
+
+
+def _strings(attributes: Any) -> dict[str, str]:
+    if not isinstance(attributes, dict):
+        return {}
+    return {str(key): str(value) for key, value in attributes.items()}
+
+
+def _aggregate(how: str, points: list[tuple[int, float]]) -> float | None:
+    """The points' `how`: sum, avg, min, max, last, or rate (per second, of a counter: the
+    increases between points, ignoring drops as resets)."""
+    if not points:
+        return None
+    values = [value for _, value in points]
+    if how == "rate":
+        if len(points) < 2:
+            return None
+        increase = sum(max(0.0, b - a) for a, b in pairwise(values))
+        seconds = (points[-1][0] - points[0][0]) / 1e9
+        return increase / seconds if seconds > 0 else None
+    reducers: dict[str, Callable[[list[float]], float]] = {
+        "sum": sum,
+        "avg": fmean,
+        "min": min,
+        "max": max,
+        "last": lambda found: found[-1],
+    }
+    return float(reducers[how](values))
+
+
+def _graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
+    if rule.scope is Scope.EDGE:
+        return [
+            _instance(rule, {"source": e.source, "target": e.target}, e.signals, [e])
+            for e in graph.edges
+        ]
+    if rule.scope is Scope.SERVICE:
+        inbound: dict[str, list[Edge]] = defaultdict(list)
+        for edge in graph.edges:
+            inbound[edge.target].append(edge)
+        return [
+            _instance(rule, {"service": node.name}, node.signals, inbound[node.name])
+            for node in graph.nodes
+            if node.type == "service"
+        ]
+    return [_mesh(rule, graph)]
+
+
+def _mesh(rule: Rule, graph: Graph) -> Instance:
+    services = [node for node in graph.nodes if node.type == "service"]
+    total = Signals(seconds=services[0].signals.seconds if services else 0.0)
+    for node in services:
+        total.merge(node.signals)
+    saturation = [n.signals.saturation for n in services if n.signals.saturation is not None]
+    total.saturation = max(saturation) if saturation else None
+    mtls = Mtls()
+    for edge in graph.edges:
+        mtls.merge(edge.signals.mtls)
+    total.mtls = mtls
+    return _instance(rule, {}, total, graph.edges)
+
+
+def _instance(rule: Rule, labels: dict[str, str], signals: Signals, edges: list[Edge]) -> Instance:
+    return Instance(labels, value(rule.signal, signals, edges), _requests(rule.signal, signals))
+
+
+def _requests(signal: Signal, signals: Signals) -> int | None:
+    return None if signal is Signal.SATURATION else signals.requests
+
+
+def value(signal: Signal, signals: Signals, edges: list[Edge]) -> float | None:
+    """The value of `signal` for a scope instance with these signals (and inbound edges)."""
+    if signal is Signal.REQUEST_RATE:
+        return signals.rps
+    if signal is Signal.ERROR_RATE:
+        return signals.error_rate
+    if signal in _QUANTILES:
+        return signals.latency_ms()[_QUANTILES[signal]]
+    if signal is Signal.SATURATION:
+        return signals.saturation
+    if signal is Signal.MTLS_COVERAGE:
+        return signals.mtls.coverage
+    if signal is Signal.PLAINTEXT_EDGES:
+        return float(sum(1 for edge in edges if edge.signals.mtls.plaintext > 0))
+    raise ValueError(f"no value for {signal}")
+
+
+_QUANTILES = {Signal.LATENCY_P50: "p50", Signal.LATENCY_P95: "p95", Signal.LATENCY_P99: "p99"}

@@ -1,0 +1,206 @@
+"""Alerting end to end: a real `meshlens serve`, spans over OTLP, rules from a file, real HTTP
+servers standing in for Slack, Mattermost, Discord, Teams and an Alertmanager receiver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.alerting_scenario import (
+    ALERTING_FAST,
+    error_rule,
+    eventually,
+    history,
+    send_plaintext_call,
+    send_requests,
+    write_rules,
+)
+from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.webhook_sinks import WebhookSink
+
+CHATS = ("slack", "mattermost", "discord", "teams", "webhook")
+
+
+@pytest.fixture(scope="module")
+def sinks() -> Iterator[dict[str, WebhookSink]]:
+    opened = {name: WebhookSink() for name in (*CHATS, "flaky", "broken", "silenced", "mtls")}
+    opened["flaky"].push(500, 500, 200)
+    opened["broken"].push(400)
+    yield opened
+    for sink in opened.values():
+        sink.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    databases: DatabaseFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+    sinks: dict[str, WebhookSink],
+) -> Iterator[RunningServer]:
+    folder = tmp_path_factory.mktemp("alerting")
+    receivers = [{"name": name, "type": name, "url": sinks[name].url} for name in CHATS]
+    receivers += [
+        {"name": name, "type": "webhook", "url": sinks[name].url}
+        for name in ("flaky", "broken", "silenced", "mtls")
+    ]
+    rules = [
+        error_rule("PayFails", "pay-a", CHATS),
+        error_rule("FlakyReceiver", "pay-b", ["flaky"]),
+        error_rule("BrokenReceiver", "pay-c", ["broken"]),
+        error_rule("LowTraffic", "pay-d", ["webhook"]),
+        error_rule("Silenced", "pay-e", ["silenced"]),
+        {
+            "name": "PlaintextEdge",
+            "signal": "mtls_coverage",
+            "scope": "edge",
+            "matchers": {"source": "web-f"},
+            "condition": "< 1",
+            "window": "1m",
+            "receivers": ["mtls"],
+            "group_wait": "0s",
+        },
+    ]
+    path = write_rules(folder / "rules.yaml", receivers, rules)
+    env = {**ALERTING_FAST, "MESHLENS_RULES_FILE": str(path)}
+    with running_server(databases.create(), folder / "meshlens.log", **env) as running:
+        yield running
+
+
+def test_a_rule_fires_then_resolves_in_each_chat_format(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    send_requests(server, "pay-a", ok=0, failed=20)
+    for name in CHATS:
+        sinks[name].wait_for(1, timeout=30)
+    assert history(server, "PayFails")[:2] == ["pending", "firing"]
+    firing = {name: sinks[name].requests[0].json() for name in CHATS}
+    assert set(firing["slack"]) >= {"text", "blocks"}
+    assert "attachments" in firing["mattermost"]
+    assert "blocks" not in firing["mattermost"]
+    assert len(firing["discord"]["content"]) <= 2000
+    assert firing["discord"]["embeds"]
+    card = firing["teams"]["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    webhook = firing["webhook"]
+    assert (webhook["version"], webhook["status"]) == ("4", "firing")
+    assert set(webhook) == {
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+        "status",
+        "receiver",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "alerts",
+    }
+    (alert,) = webhook["alerts"]
+    assert (alert["labels"]["service"], alert["labels"]["alertname"]) == ("pay-a", "PayFails")
+    assert alert["annotations"]["summary"] == "pay-a fails 100% of requests"
+    assert "/services/pay-a" in alert["generatorURL"]
+    assert "pay-a" in firing["slack"]["text"]
+
+    send_requests(server, "pay-a", ok=400, failed=0)  # 20 of 420 fail: under a half
+    for name in CHATS:
+        sinks[name].wait_for(2, timeout=30)
+    resolved = sinks["webhook"].requests[1].json()
+    assert resolved["status"] == "resolved"
+    assert resolved["alerts"][0]["status"] == "resolved"
+    assert history(server, "PayFails")[-1] == "resolved"
+    assert "resolved" in sinks["slack"].requests[1].json()["text"].lower()
+    for name in CHATS:  # once each way, nothing more
+        assert len(sinks[name].requests) == 2, name
+
+
+def test_a_failing_receiver_gets_exactly_one_successful_delivery(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    send_requests(server, "pay-b", ok=0, failed=20)
+    requests = sinks["flaky"].wait_for(3, timeout=45)
+    keys = {request.headers["idempotency-key"] for request in requests}
+    assert len(keys) == 1  # the same notification, retried
+    rows = eventually(
+        lambda: server.query(
+            "SELECT o.state, o.attempts FROM notification_outbox o "
+            "WHERE o.receiver = 'flaky' AND o.state = 'delivered'"
+        ),
+        what="delivered",
+    )
+    assert rows == [("delivered", 3)]
+    outcomes = server.query(
+        "SELECT a.outcome, a.status_code FROM delivery_attempts a JOIN notification_outbox o "
+        "ON o.id = a.outbox_id WHERE o.receiver = 'flaky' ORDER BY a.id"
+    )
+    assert outcomes == [("retry", 500), ("retry", 500), ("delivered", 200)]
+
+
+def test_a_receiver_answering_400_is_not_retried(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    send_requests(server, "pay-c", ok=0, failed=20)
+    sinks["broken"].wait_for(1, timeout=30)
+    eventually(
+        lambda: server.query(
+            "SELECT 1 FROM notification_outbox WHERE receiver = 'broken' AND state = 'failed'"
+        ),
+        what="failed",
+    )
+    assert server.query("SELECT attempts FROM notification_outbox WHERE receiver = 'broken'") == [
+        (1,)
+    ]
+    assert len(sinks["broken"].requests) == 1
+
+
+def test_a_low_traffic_service_stays_quiet(server: RunningServer) -> None:
+    send_requests(server, "pay-d", ok=0, failed=5)  # all fail, but under min_requests (10)
+    eventually(
+        lambda: server.query("SELECT 1 FROM service_rollups WHERE service = 'pay-d'"),
+        what="derived",
+    )
+    rounds = _rounds(server)
+    eventually(lambda: _rounds(server) >= rounds + 3, what="three more rounds")
+    assert history(server, "LowTraffic") == []
+
+
+def test_a_silence_suppresses_notifications(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    server.query(
+        "INSERT INTO alert_silences (id, matchers, starts_at, ends_at, created_by, comment) "
+        "VALUES (%s, %s, %s, %s, 'test', 'maintenance') RETURNING id",
+        (
+            uuid.uuid4(),
+            '[{"name": "service", "op": "=", "value": "pay-e"}]',
+            now - dt.timedelta(minutes=1),
+            now + dt.timedelta(hours=1),
+        ),
+    )
+    send_requests(server, "pay-e", ok=0, failed=20)
+    eventually(lambda: "firing" in history(server, "Silenced"), what="firing")
+    rounds = _rounds(server)
+    eventually(lambda: _rounds(server) >= rounds + 4, what="four more rounds")
+    assert sinks["silenced"].requests == []
+
+
+def test_an_mtls_rule_fires_when_a_plaintext_edge_appears(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    send_plaintext_call(server, "web-f", "db-api-f")
+    (request,) = sinks["mtls"].wait_for(1, timeout=30)
+    (alert,) = request.json()["alerts"]
+    assert (alert["labels"]["source"], alert["labels"]["target"]) == ("web-f", "db-api-f")
+
+
+def _rounds(server: RunningServer) -> int:
+    """Evaluation rounds run so far (the process's /metrics)."""
+    text = httpx.get(f"{server.web}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("meshlens_alert_rounds_total "):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise AssertionError("meshlens_alert_rounds_total is not in /metrics")
