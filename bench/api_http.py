@@ -27,6 +27,8 @@ class Case:
     label: str
     path: str
     window: str
+    page: bool = False
+    """A dashboard page (HTML; its Server-Timing header gives the server-side time)."""
 
     @property
     def key(self) -> str:
@@ -42,6 +44,10 @@ def cases(service: str) -> list[Case]:
         Case("/graph", "/api/v1/graph", "24h"),
         Case("/services/{name}", f"/api/v1/services/{service}", "24h"),
         Case("/mtls", "/api/v1/mtls", "24h"),
+        Case("page /", "/", "24h", page=True),
+        Case("page /map", "/map", "24h", page=True),
+        Case("page /services/{name}", f"/services/{service}", "24h", page=True),
+        Case("page /mtls", "/mtls", "24h", page=True),
     ]
 
 
@@ -53,14 +59,19 @@ class Timing:
     milliseconds: list[float]
     body_bytes: int
     answer: dict[str, Any]
+    server_milliseconds: list[float]
+    """Pages only: what their Server-Timing header says (queries, figures and rendering)."""
 
     def figures(self) -> dict[str, float]:
         values = self.milliseconds
-        return {
+        found = {
             "p50": round(percentile(values, 0.50), 1),
             "p95": round(percentile(values, 0.95), 1),
             "max": round(max(values), 1),
         }
+        if self.server_milliseconds:
+            found["server_p95"] = round(percentile(self.server_milliseconds, 0.95), 1)
+        return found
 
 
 def time_cases(base_url: str, end_unix: int, requests: int, service: str) -> list[Timing]:
@@ -83,12 +94,25 @@ def _time_case(client: httpx.Client, case: Case, end_unix: int, requests: int) -
     parameters = {"window": case.window, "end": str(end_unix)}
     for _ in range(WARMUP_CALLS):
         _get(client, case.path, parameters)
-    milliseconds = []
+    milliseconds, server = [], []
     for _ in range(requests):
         started = time.perf_counter()
         response = _get(client, case.path, parameters)
         milliseconds.append(1000 * (time.perf_counter() - started))
-    return Timing(case, milliseconds, len(response.content), response.json())
+        if case.page:
+            server.append(_server_timing(response))
+    answer = {} if case.page else response.json()
+    return Timing(case, milliseconds, len(response.content), answer, server)
+
+
+def _server_timing(response: httpx.Response) -> float:
+    """The `dur` of a `Server-Timing: page;dur=12.3` header, in milliseconds."""
+    header = response.headers.get("server-timing", "")
+    for part in header.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == "dur":
+            return float(value)
+    raise RuntimeError(f"no Server-Timing duration on {response.url}: {header!r}")
 
 
 def _get(client: httpx.Client, path: str, parameters: dict[str, str]) -> httpx.Response:

@@ -107,6 +107,7 @@ async def _page(
 ) -> HTMLResponse:
     """`template` with what `build` reads; a bad range is a 400 page, an unknown service a
     404 page, a database that does not answer a 503 page."""
+    started = time.perf_counter()
     common = _common(request, active)
     clock: Callable[[], float] = getattr(request.app.state, "clock", time.time)
     try:
@@ -122,7 +123,9 @@ async def _page(
     if context is None:
         message = f"No service or node named “{request.path_params.get('name', '')}” was seen."
         return page("error.html", {**common, "status": 404, "message": message}, 404)
-    return page(template, {**common, **context})
+    answer = page(template, {**common, **context})
+    answer.headers["Server-Timing"] = f"page;dur={1000 * (time.perf_counter() - started):.1f}"
+    return answer
 
 
 def _common(request: Request, active: str) -> dict[str, Any]:

@@ -116,6 +116,8 @@ def checked_page(client: httpx.Client, path: str, status: int = 200) -> Markup:
     assert policy["script-src"] == "script-src 'self'"
     assert "'unsafe-inline'" not in policy.get("default-src", "")
     assert answer.headers["x-content-type-options"] == "nosniff"
+    if status == 200:  # the page's own time, which bench/api_queries.py reports
+        assert answer.headers["server-timing"].startswith("page;dur=")
     markup = Markup(answer.text)
     assert markup.scripts, f"{path} loads no script"
     assert all(script.get("src") for script in markup.scripts), f"inline script in {path}"
