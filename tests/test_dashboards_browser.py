@@ -35,7 +35,7 @@ from tests.support import DatabaseFactory
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, launched by Playwright (never downloaded)."""
     executable = ensure_chromium()
