@@ -75,6 +75,9 @@ def include_api(app: FastAPI) -> None:
     """Serve the API on `app`, whose state holds `engine` (and optionally `clock`)."""
     app.include_router(router)
     app.add_exception_handler(ApiError, _error_answer)  # type: ignore[arg-type]
+    from api.alerting_api import include_alerting_api  # imports this module: import late
+
+    include_alerting_api(app)
 
 
 async def _error_answer(_: Request, error: ApiError) -> JSONResponse:

@@ -3,6 +3,7 @@ under `/static` (plotly.js comes from the plotly package: nothing is fetched fro
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.alerting.service import AlertingService
 from api.connection import DatabaseUnavailable, read_only
 from api.windows import WindowError
-from dashboards import views
+from dashboards import alerts_view, views
 from dashboards.onboarding import Endpoints, snippets
 from dashboards.rendering import SECURITY_HEADERS, page
 from dashboards.time_range import PRESETS, REFRESH, TimeRange, time_range
@@ -57,7 +59,11 @@ async def favicon() -> FileResponse:
 
 @router.get("/", response_class=HTMLResponse)
 async def overview(request: Request) -> HTMLResponse:
-    return await _page(request, "overview", "overview.html", views.overview)
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
+        context = await views.overview(conn, when)
+        return {**context, "alert_counts": await alerts_view.firing_counts(conn)}
+
+    return await _page(request, "overview", "overview.html", build)
 
 
 @router.get("/map", response_class=HTMLResponse)
@@ -93,8 +99,15 @@ async def mtls(request: Request) -> HTMLResponse:
 
 @router.get("/alerts", response_class=HTMLResponse)
 async def alerts(request: Request) -> HTMLResponse:
+    """Alerts, rules, silences, history and deliveries (the time range does not apply)."""
+    found = getattr(request.app.state, "alerting", None)
+    service = found if isinstance(found, AlertingService) else None
+    clock: Callable[[], float] = getattr(request.app.state, "clock", time.time)
+
     async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any]:
-        return {}
+        now = dt.datetime.fromtimestamp(clock(), dt.UTC)
+        web_base = f"{request.url.scheme}://{request.url.netloc}"
+        return await alerts_view.alerts(conn, service, now, web_base)
 
     return await _page(request, "alerts", "alerts.html", build)
 

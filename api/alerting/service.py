@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy import text
@@ -150,6 +151,11 @@ class AlertingService:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The SSRF-guarded client notifications go out with (the API's test send uses it)."""
+        return self._client
+
     # --- rules and receivers ------------------------------------------------------------------
 
     def _poll_file(self) -> None:
@@ -198,7 +204,10 @@ class AlertingService:
                 data = {"name": name, "type": kind, "url": url}
                 if secret:
                     data["hmac_secret"] = secret
-                found[name] = receiver_from_mapping(data)
+                try:
+                    found[name] = receiver_from_mapping(data)
+                except RulesFileError as exc:  # validated when made; kept out if it no longer is
+                    log.error("receiver %r from the API skipped: %s", name, exc)
         return found
 
     # --- jobs ---------------------------------------------------------------------------------
