@@ -27,7 +27,8 @@ CHATS = ("slack", "mattermost", "discord", "teams", "webhook")
 
 @pytest.fixture(scope="module")
 def sinks() -> Iterator[dict[str, WebhookSink]]:
-    opened = {name: WebhookSink() for name in (*CHATS, "flaky", "broken", "silenced", "mtls")}
+    names = (*CHATS, "flaky", "broken", "silenced", "mtls", "deleted")
+    opened = {name: WebhookSink() for name in names}
     opened["flaky"].push(500, 500, 200)
     opened["broken"].push(400)
     yield opened
@@ -45,7 +46,7 @@ def server(
     receivers = [{"name": name, "type": name, "url": sinks[name].url} for name in CHATS]
     receivers += [
         {"name": name, "type": "webhook", "url": sinks[name].url}
-        for name in ("flaky", "broken", "silenced", "mtls")
+        for name in ("flaky", "broken", "silenced", "mtls", "deleted")
     ]
     rules = [
         error_rule("PayFails", "pay-a", CHATS),
@@ -204,3 +205,20 @@ def _rounds(server: RunningServer) -> int:
         if line.startswith("meshlens_alert_rounds_total "):
             return int(float(line.rsplit(" ", 1)[1]))
     raise AssertionError("meshlens_alert_rounds_total is not in /metrics")
+
+
+def test_deleting_a_firing_rule_resolves_its_alerts(
+    server: RunningServer, sinks: dict[str, WebhookSink]
+) -> None:
+    rule = error_rule("MadeThroughTheApi", "pay-g", ["deleted"])
+    made = httpx.post(f"{server.web}/api/v1/rules", json=rule, timeout=10)
+    assert made.status_code == 201, made.text
+    send_requests(server, "pay-g", ok=0, failed=20)
+    (firing,) = sinks["deleted"].wait_for(1, timeout=30)
+    assert firing.json()["status"] == "firing"
+    gone = httpx.delete(f"{server.web}/api/v1/rules/MadeThroughTheApi", timeout=10)
+    assert gone.status_code == 204
+    resolved = sinks["deleted"].wait_for(2, timeout=30)[1].json()
+    assert resolved["status"] == "resolved"
+    assert resolved["alerts"][0]["labels"]["service"] == "pay-g"
+    assert server.query("SELECT 1 FROM alert_states WHERE rule = 'MadeThroughTheApi'") == []

@@ -144,12 +144,18 @@ async def _notify(
     groups = await store.load_groups(conn)
     silences = await store.active_silences(conn, now)
     firing: dict[tuple[str, str], list[Alert]] = defaultdict(list)
+    present: set[tuple[str, str]] = set()
+    """Groups with a firing alert, silenced or not: kept, so that resolutions still go out."""
     for state in kept:
         rule = rules.get(state.rule)
-        if rule is None or state.state != FIRING or _silenced(silences, state.labels, now):
+        if rule is None or state.state != FIRING:
             continue
+        silenced = _silenced(silences, state.labels, now)
         for receiver in rule.receivers:
             key = _key(rule, receiver, state.labels)
+            present.add(key)
+            if silenced:
+                continue
             firing[key].append(_alert(state, FIRING, None))
             if key not in groups:
                 groups[key] = _new_group(rule, receiver, key[1], state.labels, now)
@@ -167,7 +173,14 @@ async def _notify(
     for key, group in groups.items():
         rule = rules.get(group.rule)
         alerts = firing.get(key, [])
-        if rule is None or (not alerts and not group.resolved):
+        if rule is None:  # a deleted rule: what its groups told is resolved, at once
+            gone = _resolved_with_rule(group, events, now)
+            if group.notified_at is not None and gone:
+                await _send(conn, group, [], now, external_url, extra=gone)
+                sent += 1
+            dropped.append(key)
+            continue
+        if not alerts and not group.resolved and key not in present:
             dropped.append(key)
             continue
         if grouping.due(group, alerts, rule.grouping, now):
@@ -178,14 +191,29 @@ async def _notify(
     return sent
 
 
+def _resolved_with_rule(
+    group: grouping.GroupState, events: Sequence[tuple[AlertState, str]], now: dt.datetime
+) -> list[Alert]:
+    """The group's alerts that resolved because their rule was deleted this round."""
+    return [
+        _alert(state, RESOLVED, now)
+        for state, event in events
+        if event == RESOLVED
+        and state.rule == group.rule
+        and state.fired_at is not None
+        and all(state.labels.get(name) == value for name, value in group.group_labels.items())
+    ]
+
+
 async def _send(
     conn: AsyncConnection,
     group: grouping.GroupState,
     firing: Sequence[Alert],
     now: dt.datetime,
     external_url: str,
+    extra: Sequence[Alert] = (),
 ) -> grouping.GroupState:
-    alerts = (*firing, *group.resolved)
+    alerts = (*firing, *group.resolved, *extra)
     notification = Notification(
         receiver=group.receiver,
         group_key=group.group_key,

@@ -7,6 +7,7 @@ without sending one notification twice at the same time; every attempt is record
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -52,35 +53,36 @@ async def deliver_due(
     now: dt.datetime,
 ) -> list[str]:
     """Attempt every notification due at `now` (a batch); returns the attempts' outcomes."""
-    outcomes: list[str] = []
     async with engine.begin() as conn:
         rows = (await conn.execute(_DUE, {"now": now, "limit": BATCH})).all()
-        for row_id, name, data, attempts, created_at in rows:
-            receiver = receivers.get(name)
-            if receiver is None:
-                gone = Attempt(Outcome.FAILED, None, f"no receiver named {name!r}", None, 0.0)
-                await _record(conn, row_id, attempts + 1, gone, now, created_at)
-                outcomes.append(gone.outcome.value)
-                continue
-            message = render(receiver, notification_from_json(data), now=now)
-            attempt = await deliver(
-                context.client,
-                receiver,
-                message,
-                allowlist=context.allowlist,
-                timeout=context.timeout,
-            )
-            if attempt.outcome is not Outcome.DELIVERED:
-                log.warning(
-                    "notification %s to %s (%s): %s",
-                    row_id,
-                    name,
-                    mask_url(receiver.url),
-                    attempt.error or attempt.status_code,
-                )
-            await _record(conn, row_id, attempts + 1, attempt, now, created_at)
-            outcomes.append(attempt.outcome.value)
-    return outcomes
+        # the batch's requests go out together: a slow receiver delays the batch by its own
+        # timeout, not by the sum of everyone's; the rows stay locked until their outcome is
+        # recorded, and a crash in between leaves them due (at least once)
+        attempts = await asyncio.gather(
+            *(_attempt(receivers.get(name), name, data, context, now) for _, name, data, *_ in rows)
+        )
+        for (row_id, _, _, tried, created_at), attempt in zip(rows, attempts, strict=True):
+            await _record(conn, row_id, tried + 1, attempt, now, created_at)
+    return [attempt.outcome.value for attempt in attempts]
+
+
+async def _attempt(
+    receiver: Receiver | None,
+    name: str,
+    data: Mapping[str, object],
+    context: DeliveryContext,
+    now: dt.datetime,
+) -> Attempt:
+    if receiver is None:
+        return Attempt(Outcome.FAILED, None, f"no receiver named {name!r}", None, 0.0)
+    message = render(receiver, notification_from_json(data), now=now)
+    attempt = await deliver(
+        context.client, receiver, message, allowlist=context.allowlist, timeout=context.timeout
+    )
+    if attempt.outcome is not Outcome.DELIVERED:
+        shown = attempt.error or attempt.status_code
+        log.warning("notification to %s (%s): %s", name, mask_url(receiver.url), shown)
+    return attempt
 
 
 async def _record(
