@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -222,3 +223,25 @@ def test_deleting_a_firing_rule_resolves_its_alerts(
     assert resolved["status"] == "resolved"
     assert resolved["alerts"][0]["labels"]["service"] == "pay-g"
     assert server.query("SELECT 1 FROM alert_states WHERE rule = 'MadeThroughTheApi'") == []
+
+
+def test_the_rules_file_is_reloaded_when_it_changes(
+    databases: DatabaseFactory, tmp_path: Path, sinks: dict[str, WebhookSink]
+) -> None:
+    receivers = [{"name": "am", "type": "webhook", "url": sinks["deleted"].url}]
+    path = write_rules(tmp_path / "rules.yaml", receivers, [error_rule("First", "x", ["am"])])
+    env = {**ALERTING_FAST, "MESHLENS_RULES_FILE": str(path)}
+    with running_server(databases.create(), tmp_path / "meshlens.log", **env) as running:
+        assert _rule_names(running) == ["First"]
+        write_rules(path, receivers, [error_rule("Second", "x", ["am"])])
+        eventually(lambda: _rule_names(running) == ["Second"], what="the new file's rules")
+        path.write_text("rules:\n  - name: Broken\n    signal: nonsense\n")
+        rounds = _rounds(running)
+        eventually(lambda: _rounds(running) >= rounds + 2, what="two more rounds")
+        assert _rule_names(running) == ["Second"]  # an invalid change keeps the last rules
+        assert "rules file not (re)loaded" in running.log()
+
+
+def _rule_names(server: RunningServer) -> list[str]:
+    answer = httpx.get(f"{server.web}/api/v1/rules", timeout=5).json()
+    return [rule["name"] for rule in answer["rules"]]

@@ -237,7 +237,9 @@ class AlertingService:
             return result
 
     async def deliver(self) -> int:
-        """Attempt the notifications due now."""
+        """Attempt the notifications due now (and notice a changed rules file: every process
+        answers the API, not only the one evaluating)."""
+        self._poll_file()
         try:
             async with self.engine.connect() as conn:
                 receivers = await self.receivers(conn)
