@@ -62,11 +62,13 @@ class Latency:
     come from its running sum. Values equal `LatencyHistogram.quantiles_ms` of the same counts.
     """
 
-    __slots__ = ("_dense", "_pending")
+    __slots__ = ("_dense", "_pending", "_quantiles")
 
     def __init__(self) -> None:
         self._pending: list[tuple[Sequence[int] | str | None, Sequence[int]]] = []
         self._dense: list[int] | None = None
+        self._quantiles: dict[str, float | None] | None = None
+        """The last `quantiles_ms`, until something is added (alert rules ask it again)."""
 
     def add_arrays(self, keys: Sequence[int], counts: Sequence[int]) -> None:
         """Add a histogram stored as sorted keys and their counts (a rollup row's arrays)."""
@@ -76,17 +78,20 @@ class Latency:
             if keys[0] < 0:  # a key past MAX_KEY fails when summed; a negative one would not
                 raise ValueError(f"bucket key {keys[0]} is negative")
             self._pending.append((keys, counts))
+            self._quantiles = None
 
     def add_text(self, histograms: str) -> None:
         """Add histograms given as `[{keys},{counts},{keys},{counts},...]` (PostgreSQL array
         literals of bucket keys and counts, in pairs, in brackets)."""
         self._pending.append((histograms, ()))
+        self._quantiles = None
 
     def merge(self, other: Latency) -> None:
         """Add `other`'s counts (`other` is left as it is)."""
         self._pending.extend(other._pending)
         if other._dense is not None:
             self._pending.append((None, other._dense.copy()))
+        self._quantiles = None
 
     def counts(self) -> list[int]:
         """Counts by bucket key (the index), `MAX_KEY + 1` of them."""
@@ -112,6 +117,11 @@ class Latency:
 
     def quantiles_ms(self) -> dict[str, float | None]:
         """{"p50", "p95", "p99"} in milliseconds rounded to 3 decimals; None when empty."""
+        if self._quantiles is None:
+            self._quantiles = self._compute_quantiles()
+        return dict(self._quantiles)
+
+    def _compute_quantiles(self) -> dict[str, float | None]:
         if self._dense is None and not self._pending:
             return {name: None for name, _, _ in QUANTILES}
         running = list(accumulate(self.counts()))

@@ -62,14 +62,14 @@ class Readings:
         """The rule's instances that meet its scope matchers."""
         if rule.signal is Signal.METRIC:
             found = await self._metric(rule)
-        elif rule.scope is Scope.VERSION:
-            found = [
-                _instance(rule, {"service": service, "version": version}, signals, [])
+            return [one for one in found if all_match(rule.matchers, one.labels)]
+        if rule.scope is Scope.VERSION:
+            return [
+                _instance(rule, labels, signals, [])
                 for service, version, signals in await self.versions(rule.window)
+                if all_match(rule.matchers, labels := {"service": service, "version": version})
             ]
-        else:
-            found = _graph_instances(rule, await self.graph(rule.window))
-        return [one for one in found if all_match(rule.matchers, one.labels)]
+        return _graph_instances(rule, await self.graph(rule.window))
 
     async def _metric(self, rule: Rule) -> list[Instance]:
         assert rule.metric is not None
@@ -133,21 +133,28 @@ def _aggregate(how: str, points: list[tuple[int, float]]) -> float | None:
 
 
 def _graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
+    """The rule's instances in `graph` that meet its matchers (values only for those)."""
     if rule.scope is Scope.EDGE:
         return [
-            _instance(rule, {"source": e.source, "target": e.target}, e.signals, [e])
+            _instance(rule, labels, e.signals, [e])
             for e in graph.edges
+            if all_match(rule.matchers, labels := {"source": e.source, "target": e.target})
         ]
     if rule.scope is Scope.SERVICE:
+        chosen = [
+            node
+            for node in graph.nodes
+            if node.type == "service" and all_match(rule.matchers, {"service": node.name})
+        ]
         inbound: dict[str, list[Edge]] = defaultdict(list)
-        for edge in graph.edges:
-            inbound[edge.target].append(edge)
+        if rule.signal is Signal.PLAINTEXT_EDGES:
+            for edge in graph.edges:
+                inbound[edge.target].append(edge)
         return [
             _instance(rule, {"service": node.name}, node.signals, inbound[node.name])
-            for node in graph.nodes
-            if node.type == "service"
+            for node in chosen
         ]
-    return [_mesh(rule, graph)]
+    return [_mesh(rule, graph)] if all_match(rule.matchers, {}) else []
 
 
 def _mesh(rule: Rule, graph: Graph) -> Instance:
