@@ -94,12 +94,14 @@ def _observe(rule: Rule, instance: Instance, external_url: str) -> Observation:
     labels.update(instance.labels)
     quiet_for_traffic = instance.requests is not None and instance.requests < rule.min_requests
     holds = instance.value is not None and not quiet_for_traffic and rule.holds(instance.value)
+    if not holds:  # a quiet instance keeps nothing of this round but its value
+        return Observation(fingerprint(labels), labels, {}, instance.value, False, "")
     return Observation(
         fingerprint=fingerprint(labels),
         labels=labels,
         annotations=_annotations(rule, labels, instance.value),
         value=instance.value,
-        holds=holds,
+        holds=True,
         generator_url=page_url(rule, instance.labels, external_url),
     )
 
