@@ -185,11 +185,13 @@ def _announce(settings: Settings) -> None:
     host = settings.host
     print(
         f"meshlens is running\n"
-        f"  web and API:  http://{host}:{settings.http_port}/\n"
+        f"  dashboards:   http://{host}:{settings.http_port}/  (API under /api/v1, docs at /docs)\n"
         f"  OTLP/gRPC:    {host}:{settings.otlp_grpc_port}\n"
         f"  OTLP/HTTP:    http://{host}:{settings.otlp_http_port}/v1/traces and /v1/metrics\n"
         f"Point an OpenTelemetry SDK at it: "
-        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{host}:{settings.otlp_http_port}",
+        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{host}:{settings.otlp_http_port}\n"
+        f"Just looking? Run `meshlens demo` in another terminal: a simulated mesh fills the "
+        f"dashboards within a minute.",
         flush=True,
     )
 
