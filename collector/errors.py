@@ -4,7 +4,8 @@ IngestError
 ├── PermanentError          the request is wrong; clients must not retry it
 │   ├── MalformedRequest    400 / INVALID_ARGUMENT
 │   ├── UnsupportedMediaType 415 / (HTTP only)
-│   └── RequestTooLarge     413 / RESOURCE_EXHAUSTED
+│   ├── RequestTooLarge     413 / RESOURCE_EXHAUSTED
+│   └── Unauthenticated     401 / UNAUTHENTICATED: no or an unknown ingest token
 └── RetryableError          try again later (Retry-After)
     ├── Overloaded          429 / UNAVAILABLE: too much uncommitted data in flight
     └── StoreUnavailable    503 / UNAVAILABLE: the database is down or too slow
@@ -31,6 +32,10 @@ class UnsupportedMediaType(PermanentError):
 
 class RequestTooLarge(PermanentError):
     """The body is larger than the limit, counted after decompression."""
+
+
+class Unauthenticated(PermanentError):
+    """Ingest tokens are required and the request has none, or an unknown one."""
 
 
 class RetryableError(IngestError):

@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc import aio
 
+from collector.auth import IngestTokens
 from collector.decode import retry_status_details
-from collector.errors import IngestError, RequestTooLarge, RetryableError
+from collector.errors import IngestError, RequestTooLarge, RetryableError, Unauthenticated
 from collector.service import OtlpIngest, Signal
 
 _Context = aio.ServicerContext[bytes, bytes]
@@ -24,9 +25,12 @@ METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 class OtlpGrpcReceiver:
     """Builds and runs the gRPC server of the OTLP/gRPC port."""
 
-    def __init__(self, ingest: OtlpIngest, max_message_bytes: int) -> None:
+    def __init__(
+        self, ingest: OtlpIngest, max_message_bytes: int, tokens: IngestTokens | None = None
+    ) -> None:
         self._ingest = ingest
         self._max_message = max_message_bytes
+        self._tokens = tokens or IngestTokens()
 
     def server(self, address: str) -> aio.Server:
         """A gRPC server bound to `address` (not started)."""
@@ -53,6 +57,11 @@ class OtlpGrpcReceiver:
 
     async def _export(self, signal: Signal, request: bytes, context: _Context) -> bytes:
         try:
+            self._tokens.check(_authorization(context))
+        except Unauthenticated as exc:
+            self._ingest.refused(signal, "grpc", "unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        try:
             return await self._ingest.export(signal, request, as_json=False, transport="grpc")
         except RetryableError as exc:
             details = retry_status_details(14, str(exc), exc.retry_after)
@@ -63,6 +72,14 @@ class OtlpGrpcReceiver:
         except IngestError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         raise AssertionError("abort() always raises")
+
+
+def _authorization(context: _Context) -> str | None:
+    """The `authorization` metadata of the call (gRPC keys are lower case)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
 
 
 def _service(

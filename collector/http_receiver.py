@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from collector.auth import IngestTokens
 from collector.bodies import check_encoding, read_body
 from collector.decode import status_body
 from collector.errors import (
@@ -19,6 +20,7 @@ from collector.errors import (
     Overloaded,
     RequestTooLarge,
     RetryableError,
+    Unauthenticated,
     UnsupportedMediaType,
 )
 from collector.service import OtlpIngest, Signal
@@ -27,15 +29,18 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _MEDIA_TYPES = {PROTOBUF: False, "application/protobuf": False, JSON: True}
 # gRPC status codes carried in google.rpc.Status bodies
-_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 8, 14
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE, _UNAUTHENTICATED = 3, 8, 14, 16
 
 
 class OtlpHttpReceiver:
     """Builds the ASGI app of the OTLP/HTTP port."""
 
-    def __init__(self, ingest: OtlpIngest, max_body_bytes: int) -> None:
+    def __init__(
+        self, ingest: OtlpIngest, max_body_bytes: int, tokens: IngestTokens | None = None
+    ) -> None:
         self._ingest = ingest
         self._limit = max_body_bytes
+        self._tokens = tokens or IngestTokens()
 
     def app(self) -> Starlette:
         """The Starlette application serving the OTLP/HTTP paths."""
@@ -58,6 +63,12 @@ class OtlpHttpReceiver:
         except UnsupportedMediaType as exc:
             self._ingest.refused(signal, "http", "unsupported")
             return _error(415, _INVALID_ARGUMENT, str(exc), as_json=True)
+        try:
+            self._tokens.check(request.headers.get("authorization"))
+        except Unauthenticated as exc:  # before the body is read: nothing of it is kept
+            self._ingest.refused(signal, "http", "unauthenticated")
+            headers = {"WWW-Authenticate": 'Bearer realm="meshlens"'}
+            return _error(401, _UNAUTHENTICATED, str(exc), as_json=as_json, headers=headers)
         try:
             body = await self._read(request)
         except IngestError as exc:

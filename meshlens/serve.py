@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 from api.alerting.destinations import Allowlist
 from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
+from collector.auth import IngestTokens
 from collector.decode_pool import DecodePool
 from collector.deriver import Deriver
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -68,8 +69,12 @@ async def serve(settings: Settings, database: Database) -> None:
     include_dashboards(api, Ports(settings.otlp_grpc_port, settings.otlp_http_port))
     alerting = AlertingService(engine, _alerting_config(settings), registry)
     api.state.alerting = alerting
-    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes).app()
-    grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes).server(
+    tokens = IngestTokens(
+        (token.get_secret_value() for token in settings.ingest_tokens),
+        settings.ingest_tokens_file,
+    )
+    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens).app()
+    grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes, tokens).server(
         f"{settings.host}:{settings.otlp_grpc_port}"
     )
     web = [

@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     http_port: int = Field(
         8080, ge=0, le=65535, description="Web port: JSON API, dashboards, /metrics, /healthz."
     )
+    ingest_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        description=(
+            "Comma-separated bearer tokens OTLP senders must present (Authorization: Bearer "
+            "<token>, over HTTP and gRPC); unset with no token file: no token is asked."
+        ),
+    )
+    ingest_tokens_file: Path | None = Field(
+        None,
+        description=(
+            "File of ingest tokens, one a line (# comments), read again when it changes; "
+            "adds to MESHLENS_INGEST_TOKENS."
+        ),
+    )
     database_url: SecretStr | None = Field(
         None,
         description=(
@@ -161,6 +175,13 @@ class Settings(BaseSettings):
     def _metric_names(cls, value: object) -> object:
         if isinstance(value, str):  # the environment variable or the flag: comma-separated
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("ingest_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment variable or the flag: comma-separated
+            return [token.strip() for token in value.split(",") if token.strip()]
         return value
 
     @field_validator("eval_interval", mode="before")
