@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.alerting.service import AlertingService
 from api.connection import DatabaseUnavailable, read_only
 from api.windows import WindowError
-from dashboards import alerts_view, views
+from dashboards import alerts_view, signin, views
 from dashboards.onboarding import Endpoints, snippets
 from dashboards.rendering import SECURITY_HEADERS, page
 from dashboards.time_range import PRESETS, REFRESH, TimeRange, time_range
@@ -44,6 +44,7 @@ def include_dashboards(app: FastAPI, ports: Ports) -> None:
     """Serve the pages and their assets on `app` (whose state holds `engine`)."""
     app.state.dashboard_ports = ports
     app.include_router(router)
+    app.include_router(signin.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 

@@ -126,6 +126,16 @@ def _add_setting_flag(parser: argparse.ArgumentParser, name: str) -> None:
     field = Settings.model_fields[name]
     default = field.default
     shown = "unset" if default is None else default
+    if field.annotation is bool:  # a switch: `--insecure`, or MESHLENS_INSECURE=true
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            action="store_const",
+            const=True,
+            default=None,
+            help=f"{field.description} [env MESHLENS_{name.upper()}=true]",
+        )
+        return
     parser.add_argument(
         f"--{name.replace('_', '-')}",
         dest=name,
@@ -154,8 +164,9 @@ def _explain(exc: ValidationError) -> str:
 def _serve(settings: Settings) -> int:
     from meshlens.database import open_database
     from meshlens.embedded_pg import EmbeddedPostgresError
-    from meshlens.serve import serve
+    from meshlens.serve import refuse_open_doors, serve
 
+    refuse_open_doors(settings)  # before the embedded PostgreSQL starts
     try:
         with open_database(settings) as database:
             _run(serve(settings, database))

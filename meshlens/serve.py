@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 from starlette.types import ASGIApp
 
+from api.access import AccessControl, AccessError, AccessTokens
 from api.alerting.destinations import Allowlist
 from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
@@ -54,6 +55,7 @@ class _QuietServer(uvicorn.Server):
 
 async def serve(settings: Settings, database: Database) -> None:
     """Run meshlens until SIGINT or SIGTERM."""
+    refuse_open_doors(settings)
     await asyncio.to_thread(_migrate, database)
     known = KnownRows()
     await _maintain_partitions(database, settings, known)
@@ -67,6 +69,8 @@ async def serve(settings: Settings, database: Database) -> None:
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
     include_dashboards(api, Ports(settings.otlp_grpc_port, settings.otlp_http_port))
+    api.state.access_tokens = _access_tokens(settings)
+    api.add_middleware(AccessControl, tokens=api.state.access_tokens)
     alerting = AlertingService(engine, _alerting_config(settings), registry)
     api.state.alerting = alerting
     tokens = IngestTokens(
@@ -135,6 +139,35 @@ def _limits(settings: Settings) -> PipelineLimits:
         timeout_seconds=settings.ingest_timeout_seconds,
         retry_after_seconds=settings.retry_after_seconds,
     )
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def refuse_open_doors(settings: Settings) -> None:
+    """Listening beyond loopback needs ingest and web-port tokens, or `--insecure`."""
+    if settings.insecure or settings.host in LOOPBACK_HOSTS or settings.host.startswith("127."):
+        return
+    missing = []
+    if not settings.ingest_tokens and settings.ingest_tokens_file is None:
+        missing.append("MESHLENS_INGEST_TOKENS (or MESHLENS_INGEST_TOKENS_FILE)")
+    if not settings.api_tokens and settings.api_tokens_file is None:
+        missing.append("MESHLENS_API_TOKENS (or MESHLENS_API_TOKENS_FILE)")
+    if missing:
+        raise SystemExit(
+            f"meshlens: refusing to listen on {settings.host} without "
+            f"{' and '.join(missing)}: anyone who reaches the ports could send and read "
+            "telemetry. Set them, listen on 127.0.0.1, or pass --insecure "
+            "(MESHLENS_INSECURE=true) to accept that."
+        )
+
+
+def _access_tokens(settings: Settings) -> AccessTokens:
+    entries = [token.get_secret_value() for token in settings.api_tokens]
+    try:
+        return AccessTokens.load(entries, settings.api_tokens_file)
+    except (AccessError, OSError) as exc:
+        raise SystemExit(f"meshlens: MESHLENS_API_TOKENS: {exc}") from exc
 
 
 def _alerting_config(settings: Settings) -> AlertingConfig:

@@ -60,6 +60,25 @@ class Settings(BaseSettings):
             "adds to MESHLENS_INGEST_TOKENS."
         ),
     )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        description=(
+            "Comma-separated tokens of the web port, each role:token with role read (pages, "
+            "API reads, /metrics) or admin (also rules, receivers, silences); unset with no "
+            "token file: the web port is open."
+        ),
+    )
+    api_tokens_file: Path | None = Field(
+        None,
+        description="File of web-port tokens, one role:token a line (# comments).",
+    )
+    insecure: bool = Field(
+        False,
+        description=(
+            "Listen on an address other than loopback without ingest and web-port tokens "
+            "(refused otherwise: anyone who reaches the ports could send and read telemetry)."
+        ),
+    )
     database_url: SecretStr | None = Field(
         None,
         description=(
@@ -177,7 +196,7 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
-    @field_validator("ingest_tokens", mode="before")
+    @field_validator("api_tokens", "ingest_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
         if isinstance(value, str):  # the environment variable or the flag: comma-separated
