@@ -55,9 +55,11 @@ async def services(conn: AsyncConnection, window: Window) -> list[Node]:
     return [node for node in graph.nodes if node.type == "service"]
 
 
-async def graph(conn: AsyncConnection, window: Window) -> Graph:
-    """Nodes (services and virtual nodes) and edges with their signals."""
-    return await _graph(conn, window, edge_latency=True)
+async def graph(conn: AsyncConnection, window: Window, *, edge_latency: bool = True) -> Graph:
+    """Nodes (services and virtual nodes) and edges with their signals; without
+    `edge_latency`, edges carry counts and mTLS states but not always their latency (cheaper:
+    the nodes stay whole)."""
+    return await _graph(conn, window, edge_latency=edge_latency)
 
 
 async def _graph(conn: AsyncConnection, window: Window, *, edge_latency: bool) -> Graph:

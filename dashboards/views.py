@@ -23,7 +23,7 @@ CHANGE_THRESHOLD = 0.01
 
 
 async def overview(conn: AsyncConnection, when: TimeRange) -> Context:
-    graph = await queries.graph(conn, when.window)
+    graph = await queries.graph(conn, when.window, edge_latency=False)  # no edge is shown
     points = await queries.mesh_series(conn, when.series)
     coverage_points, _ = await queries.mtls_points(conn, when.series)
     mesh = Signals(seconds=when.window.seconds)
