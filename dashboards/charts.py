@@ -38,9 +38,6 @@ def plotly_text(text: str) -> str:
     return _escape(text, quote=False).replace('"', "&#34;").replace("'", "&#39;")
 
 
-escape = plotly_text
-
-
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of a chart: its name (untrusted), values (None: a gap) and looks."""
@@ -86,7 +83,7 @@ def line_chart(
     return {
         "data": data,
         "layout": {
-            "title": {"text": escape(title), "x": 0, "xanchor": "left", "font": {"size": 14}},
+            "title": {"text": plotly_text(title), "x": 0, "xanchor": "left", "font": {"size": 14}},
             "height": height,
             "margin": {"l": 56, "r": 16, "t": 40, "b": 36},
             "font": {"family": FONT, "size": 12, "color": "#1f2937"},
@@ -109,12 +106,12 @@ def _trace(number: int, line: Line, x: Sequence[str], unit: str, percent: bool) 
         "type": "scatter",
         "mode": "lines+markers",
         "marker": {"size": 4, "color": colour},
-        "name": escape(line.name),
+        "name": plotly_text(line.name),
         "x": list(x),
         "y": list(line.values),
         "line": {"color": colour, "width": 2, "dash": line.dash, "shape": "linear"},
         "connectgaps": False,
-        "hovertemplate": f"{value}<extra>{escape(line.name)}</extra>",
+        "hovertemplate": f"{value}<extra>{plotly_text(line.name)}</extra>",
     }
     if line.fill:
         trace["fill"] = "tozeroy"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import queries
 from api.results import Edge, Mtls, MtlsPoint, SeriesPoint, Signals
 from dashboards import charts, rows
+from dashboards import service_map as drawing
 from dashboards.charts import Line
 from dashboards.time_range import TimeRange
 
@@ -53,8 +54,6 @@ async def overview(conn: AsyncConnection, when: TimeRange) -> Context:
 
 
 async def service_map(conn: AsyncConnection, when: TimeRange, focus: str, hops: int) -> Context:
-    from dashboards import service_map as drawing
-
     graph = await queries.graph(conn, when.window)
     shown = drawing.focus(graph, focus or None, hops)
     query = when.query()

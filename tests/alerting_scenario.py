@@ -108,3 +108,11 @@ def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str =
 def history(server: RunningServer, rule: str) -> list[str]:
     rows = server.query("SELECT state FROM alert_history WHERE rule = %s ORDER BY id", (rule,))
     return [row[0] for row in rows]
+
+
+def rounds(server: RunningServer) -> int:
+    """Evaluation rounds this process has run (its /metrics)."""
+    for line in httpx.get(f"{server.web}/metrics", timeout=5).text.splitlines():
+        if line.startswith("meshlens_alert_rounds_total "):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise AssertionError("meshlens_alert_rounds_total is not in /metrics")

@@ -22,16 +22,12 @@ from typing import Any
 import httpx
 import pytest
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.propagate import extract, inject
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_span_in_context
 from opentelemetry.util.types import AttributeValue
 from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, Response, ViewportSize
 
-from tests.support import REPO, DatabaseFactory, RunningServer, running_server
+from tests.support import REPO, DatabaseFactory, RunningServer, running_server, sdk_provider
 
 # --- artifacts ---------------------------------------------------------------------------------
 
@@ -268,17 +264,8 @@ class Mesh:
             "xss": (XSS_NAME, "1.0"),
         }
         self.providers = {
-            key: self._provider(server, name, version) for key, (name, version) in workloads.items()
+            key: sdk_provider(server, name, version) for key, (name, version) in workloads.items()
         }
-
-    @staticmethod
-    def _provider(server: RunningServer, name: str, version: str) -> TracerProvider:
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": name, "service.version": version})
-        )
-        exporter = OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces", timeout=10)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
-        return provider
 
     def tracer(self, workload: str) -> Tracer:
         return self.providers[workload].get_tracer("meshlens-dashboard-tests")

@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 import psycopg
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parent.parent
@@ -181,3 +185,14 @@ def unique_names() -> Callable[[str], str]:
     """A namer that tags names with one random suffix, so tests sharing a server stay apart."""
     tag = uuid.uuid4().hex[:6]
     return lambda name: f"{name}-{tag}"
+
+
+def sdk_provider(server: RunningServer, name: str, version: str) -> TracerProvider:
+    """One service's OpenTelemetry SDK pipeline, exporting to `server` over OTLP/HTTP (as a
+    separate process would; flush with `force_flush` and `shutdown`)."""
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name, "service.version": version})
+    )
+    exporter = OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces", timeout=10)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    return provider

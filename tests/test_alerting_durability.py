@@ -7,14 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
-import pytest
-
 from tests.alerting_scenario import (
     ALERTING_FAST,
     error_rule,
     eventually,
     history,
+    rounds,
     send_requests,
     write_rules,
 )
@@ -75,16 +73,9 @@ def test_two_processes_evaluate_each_rule_once(databases: DatabaseFactory, tmp_p
             assert len(sink.requests) == 5
             for n in range(5):
                 assert history(a, f"Twin{n}") == ["pending", "firing"]
-            leaders = [_metric(server.web) for server in (a, b)]
+            leaders = [rounds(server) for server in (a, b)]
             assert sorted(value > 0 for value in leaders) == [False, True]
             stop_server(a if leaders[0] > 0 else b)  # the evaluator dies: the other takes over
             survivor = b if leaders[0] > 0 else a
-            before = _metric(survivor.web)
-            eventually(lambda: _metric(survivor.web) > before + 2, what="the survivor evaluates")
-
-
-def _metric(web: str) -> float:
-    for line in httpx.get(f"{web}/metrics", timeout=5).text.splitlines():
-        if line.startswith("meshlens_alert_rounds_total "):
-            return float(line.rsplit(" ", 1)[1])
-    pytest.fail("meshlens_alert_rounds_total is not in /metrics")
+            before = rounds(survivor)
+            eventually(lambda: rounds(survivor) > before + 2, what="the survivor evaluates")

@@ -16,6 +16,7 @@ from tests.alerting_scenario import (
     error_rule,
     eventually,
     history,
+    rounds,
     send_plaintext_call,
     send_requests,
     write_rules,
@@ -164,8 +165,8 @@ def test_a_low_traffic_service_stays_quiet(server: RunningServer) -> None:
         lambda: server.query("SELECT 1 FROM service_rollups WHERE service = 'pay-d'"),
         what="derived",
     )
-    rounds = _rounds(server)
-    eventually(lambda: _rounds(server) >= rounds + 3, what="three more rounds")
+    before = rounds(server)
+    eventually(lambda: rounds(server) >= before + 3, what="three more rounds")
     assert history(server, "LowTraffic") == []
 
 
@@ -185,8 +186,8 @@ def test_a_silence_suppresses_notifications(
     )
     send_requests(server, "pay-e", ok=0, failed=20)
     eventually(lambda: "firing" in history(server, "Silenced"), what="firing")
-    rounds = _rounds(server)
-    eventually(lambda: _rounds(server) >= rounds + 4, what="four more rounds")
+    before = rounds(server)
+    eventually(lambda: rounds(server) >= before + 4, what="four more rounds")
     assert sinks["silenced"].requests == []
 
 
@@ -197,15 +198,6 @@ def test_an_mtls_rule_fires_when_a_plaintext_edge_appears(
     (request,) = sinks["mtls"].wait_for(1, timeout=30)
     (alert,) = request.json()["alerts"]
     assert (alert["labels"]["source"], alert["labels"]["target"]) == ("web-f", "db-api-f")
-
-
-def _rounds(server: RunningServer) -> int:
-    """Evaluation rounds run so far (the process's /metrics)."""
-    text = httpx.get(f"{server.web}/metrics", timeout=5).text
-    for line in text.splitlines():
-        if line.startswith("meshlens_alert_rounds_total "):
-            return int(float(line.rsplit(" ", 1)[1]))
-    raise AssertionError("meshlens_alert_rounds_total is not in /metrics")
 
 
 def test_deleting_a_firing_rule_resolves_its_alerts(
@@ -236,8 +228,8 @@ def test_the_rules_file_is_reloaded_when_it_changes(
         write_rules(path, receivers, [error_rule("Second", "x", ["am"])])
         eventually(lambda: _rule_names(running) == ["Second"], what="the new file's rules")
         path.write_text("rules:\n  - name: Broken\n    signal: nonsense\n")
-        rounds = _rounds(running)
-        eventually(lambda: _rounds(running) >= rounds + 2, what="two more rounds")
+        before = rounds(running)
+        eventually(lambda: rounds(running) >= before + 2, what="two more rounds")
         assert _rule_names(running) == ["Second"]  # an invalid change keeps the last rules
         assert "rules file not (re)loaded" in running.log()
 

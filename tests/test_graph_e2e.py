@@ -13,14 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.propagate import extract, inject
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import DatabaseFactory, RunningServer, running_server, sdk_provider
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +34,9 @@ class Mesh:
     def __init__(self, server: RunningServer, tag: str) -> None:
         self.names = {n: f"{n}-{tag}" for n in ("frontend", "checkout", "payments")}
         self.providers = {
-            n: self._provider(server, name, "2.0" if n == "checkout" else "1.0")
+            n: sdk_provider(server, name, "2.0" if n == "checkout" else "1.0")
             for n, name in self.names.items()
         }
-
-    @staticmethod
-    def _provider(server: RunningServer, name: str, version: str) -> TracerProvider:
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": name, "service.version": version})
-        )
-        exporter = OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces", timeout=10)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
-        return provider
 
     def tracer(self, service: str) -> Tracer:
         return self.providers[service].get_tracer("shop")

@@ -32,15 +32,7 @@ async def save_states(
     conn: AsyncConnection, kept: Sequence[AlertState], dropped: Iterable[tuple[str, str]]
 ) -> None:
     """Upsert `kept` and delete `dropped` (rule, fingerprint) states."""
-    gone = list(dropped)
-    if gone:
-        await conn.execute(
-            text(
-                "DELETE FROM alert_states WHERE (rule, fingerprint) IN (SELECT * FROM unnest("
-                "CAST(:rules AS text[]), CAST(:prints AS text[])))"
-            ),
-            {"rules": [r for r, _ in gone], "prints": [f for _, f in gone]},
-        )
+    await _delete_keys(conn, "alert_states", ("rule", "fingerprint"), dropped)
     if kept:
         await conn.execute(
             text(
@@ -153,15 +145,7 @@ async def load_groups(conn: AsyncConnection) -> dict[tuple[str, str], GroupState
 async def save_groups(
     conn: AsyncConnection, kept: Sequence[GroupState], dropped: Iterable[tuple[str, str]]
 ) -> None:
-    gone = list(dropped)
-    if gone:
-        await conn.execute(
-            text(
-                "DELETE FROM alert_groups WHERE (receiver, group_key) IN (SELECT * FROM unnest("
-                "CAST(:receivers AS text[]), CAST(:keys AS text[])))"
-            ),
-            {"receivers": [r for r, _ in gone], "keys": [k for _, k in gone]},
-        )
+    await _delete_keys(conn, "alert_groups", ("receiver", "group_key"), dropped)
     if kept:
         await conn.execute(
             text(
@@ -207,6 +191,24 @@ async def enqueue(conn: AsyncConnection, notification: Notification, at: dt.date
             "notification": _json(notification_json(notification)),
             "at": at,
         },
+    )
+
+
+async def _delete_keys(
+    conn: AsyncConnection, table: str, columns: tuple[str, str], keys: Iterable[tuple[str, str]]
+) -> None:
+    """Delete the rows of `table` whose two text `columns` hold one of `keys` (one statement).
+    `table` and `columns` are this module's constants, never input."""
+    gone = list(keys)
+    if not gone:
+        return
+    first, second = columns
+    await conn.execute(
+        text(
+            f"DELETE FROM {table} WHERE ({first}, {second}) IN (SELECT * FROM unnest("
+            "CAST(:firsts AS text[]), CAST(:seconds AS text[])))"
+        ),
+        {"firsts": [a for a, _ in gone], "seconds": [b for _, b in gone]},
     )
 
 
