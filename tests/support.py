@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -80,11 +81,21 @@ def reachable_temp_dir() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+LISTEN_PORTS = range(20_000, 32_000)
+"""Below Linux's ephemeral range (32768-60999): a port found free here is not taken a moment
+later by some outgoing connection's source port, as ports the kernel picks (bind to 0) were."""
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    for _ in range(100):
+        port = random.choice(LISTEN_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found for a test server")
 
 
 @dataclass
@@ -119,7 +130,20 @@ class RunningServer:
 
 
 def start_server(database_url: str, log_path: Path, **env: str) -> RunningServer:
-    """Start `meshlens serve` on free ports and wait until /readyz says ready."""
+    """Start `meshlens serve` on free ports and wait until /readyz says ready; another free
+    port is tried when one was taken between the check and the bind (at most three times)."""
+    for attempt in range(3):
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        try:
+            return _start_server(database_url, log_path, **env)
+        except RuntimeError:
+            taken = b"address already in use" in log_path.read_bytes()[offset:]
+            if not taken or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_server(database_url: str, log_path: Path, **env: str) -> RunningServer:
     grpc_port, http_port, web_port = free_port(), free_port(), free_port()
     environment = {
         **os.environ,
