@@ -6,13 +6,23 @@ import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from bench.options import Options
 from tests.support import MACHINE_POSTGRES, with_database
+
+
+class DatabaseChoice(Protocol):
+    """The options that say which PostgreSQL server to run on (every bench's command line)."""
+
+    @property
+    def database_url(self) -> str | None: ...
+
+    @property
+    def embedded(self) -> bool: ...
 
 
 def postgres_answers(url: str) -> bool:
@@ -25,7 +35,7 @@ def postgres_answers(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def postgres_server(options: Options, workdir: Path) -> Iterator[str]:
+def postgres_server(options: DatabaseChoice, workdir: Path) -> Iterator[str]:
     """An admin URL of the server to benchmark on (an embedded one is stopped on exit)."""
     if options.database_url is not None:
         if not postgres_answers(options.database_url):

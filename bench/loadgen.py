@@ -6,6 +6,7 @@ One request in flight per keep-alive connection; each send is a template with fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import Counter
@@ -138,39 +139,74 @@ class LoadStats:
             self.messages.append(message)
 
 
-class LoadGenerator:
-    """Keeps one request in flight per connection until stopped."""
+class Pacer:
+    """Send times `interval` seconds apart, shared by the connections: a steady offered rate.
 
-    def __init__(self, token: bytes, templates: Sequence[Template], port: int, stats: LoadStats):
-        self._token = token
-        self._templates = templates
-        self._heads = [request_head(port, len(t.body)) for t in templates]
+    Each turn is the next slot of the schedule, or now when the schedule has fallen behind (all
+    connections were busy): a late turn shifts the schedule rather than bursting to catch up.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._next = time.perf_counter()
+
+    async def wait_turn(self, stop: asyncio.Event) -> None:
+        """Wait for this caller's turn, or until `stop` is set."""
+        turn = max(self._next, time.perf_counter())
+        self._next = turn + self._interval
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), max(0.0, turn - time.perf_counter()))
+
+
+class LoadGenerator:
+    """Keeps one request in flight per connection until stopped (paced by `pacer`, if any)."""
+
+    def __init__(
+        self,
+        token: bytes,
+        templates: Sequence[Template],
+        port: int,
+        stats: LoadStats,
+        pacer: Pacer | None = None,
+    ):
         self._port = port
         self._stats = stats
+        self._pacer = pacer
         self._counter = itertools.count(1)
         self.stop = asyncio.Event()
+        self.replace_templates(token, templates)
+
+    def replace_templates(self, token: bytes, templates: Sequence[Template]) -> None:
+        """Send these from now on (for instance the same requests timed afresh)."""
+        self._token = token
+        self._templates = templates
+        self._heads = [request_head(self._port, len(t.body)) for t in templates]
 
     async def connection(self, number: int) -> None:
         """Send requests on one connection, reconnecting after errors, until `stop`."""
         conn: HttpConnection | None = None
         try:
             for turn in itertools.count(number):
+                if self._pacer is not None:
+                    await self._pacer.wait_turn(self.stop)
                 if self.stop.is_set():
                     return
-                conn = await self._send(conn, turn % len(self._templates))
+                conn = await self._send(conn, turn)
         finally:
             if conn is not None:
                 conn.close()
 
-    async def _send(self, conn: HttpConnection | None, template: int) -> HttpConnection | None:
+    async def _send(self, conn: HttpConnection | None, turn: int) -> HttpConnection | None:
         """One request; returns the connection to use next (None: reconnect)."""
+        template = turn % len(self._templates)  # body and head taken together: templates change
         body = self._templates[template].body.replace(self._token, id_prefix(next(self._counter)))
+        head = self._heads[template]
         try:
             if conn is None:
                 conn = await HttpConnection.open(self._port)
             started = time.perf_counter()
             async with asyncio.timeout(REQUEST_TIMEOUT):
-                answer = await conn.post(self._heads[template], body)
+                answer = await conn.post(head, body)
         except (OSError, EOFError, TimeoutError, asyncio.LimitOverrunError, ProtocolError) as exc:
             self._stats.fail(exc)
             if conn is not None:

@@ -29,11 +29,11 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         "COPY ceiling of the same spans.",
     )
     add = parser.add_argument
-    add("--seconds", type=_positive, default=120, help="measured run (%(default)s)")
-    add("--warmup", type=_non_negative, default=5, help="uncounted load first (%(default)s s)")
-    add("--connections", type=_positive, default=8, help="keep-alive connections (%(default)s)")
-    add("--spans-per-request", type=_positive, default=1000, help="spans per request (%(default)s)")
-    add("--ceiling-seconds", type=_positive, default=25, help="COPY ceiling run (%(default)s s)")
+    add("--seconds", type=positive, default=120, help="measured run (%(default)s)")
+    add("--warmup", type=non_negative, default=5, help="uncounted load first (%(default)s s)")
+    add("--connections", type=positive, default=8, help="keep-alive connections (%(default)s)")
+    add("--spans-per-request", type=positive, default=1000, help="spans per request (%(default)s)")
+    add("--ceiling-seconds", type=positive, default=25, help="COPY ceiling run (%(default)s s)")
     add(
         "--database-url",
         help="PostgreSQL server to create the throwaway database on (the URL's database is only "
@@ -58,14 +58,14 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
-def _non_negative(text: str) -> int:
+def non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")

@@ -34,8 +34,9 @@ class Server:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_server(database_url: str, log_path: Path) -> Server:
-    """Start `meshlens serve` on free ports and wait until /readyz says ready."""
+def start_server(database_url: str, log_path: Path, **env: str) -> Server:
+    """Start `meshlens serve` on free ports and wait until /readyz says ready; `env` adds
+    MESHLENS_* settings."""
     otlp_http_port, web_port = free_port(), free_port()
     environment = {
         **os.environ,  # other MESHLENS_* settings reach the server (see server_overrides)
@@ -44,6 +45,7 @@ def start_server(database_url: str, log_path: Path) -> Server:
         "MESHLENS_OTLP_GRPC_PORT": str(free_port()),
         "MESHLENS_OTLP_HTTP_PORT": str(otlp_http_port),
         "MESHLENS_HTTP_PORT": str(web_port),
+        **env,
     }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
