@@ -14,12 +14,13 @@ from collector.rows import DecodedBatch, ResourceRow
 
 ZERO_TRACE_ID = bytes(16)
 ZERO_SPAN_ID = bytes(8)
+MAX_SPAN_KIND, MAX_STATUS_CODE = 5, 2  # SpanKind CONSUMER, StatusCode ERROR
 
 
 def span_problem(
     trace_id: bytes, span_id: bytes, parent: bytes, start: int, end: int, window: TimeWindow
 ) -> str | None:
-    """Why a span cannot be stored, or None."""
+    """Why a span's ids and times cannot be stored, or None."""
     if len(trace_id) != 16 or trace_id == ZERO_TRACE_ID:
         return "trace_id must be 16 bytes (32 hex characters), not all zero"
     if len(span_id) != 8 or span_id == ZERO_SPAN_ID:
@@ -33,6 +34,19 @@ def span_problem(
         return "end_time_unix_nano is before start_time_unix_nano"
     if end > window.latest_unix_nano:
         return "end_time_unix_nano is too far in the future"
+    return None
+
+
+def _enum_problem(kind: int, code: int) -> str | None:
+    """Why a span's kind or status code is not one OTLP defines, or None.
+
+    Protobuf enums are open: any int32 arrives. Values past the defined ones mean nothing to
+    derivation, and those past a smallint would make the database refuse the whole batch.
+    """
+    if not 0 <= kind <= MAX_SPAN_KIND:
+        return f"kind must be 0 to {MAX_SPAN_KIND} (SpanKind), not {kind}"
+    if not 0 <= code <= MAX_STATUS_CODE:
+        return f"status.code must be 0 to {MAX_STATUS_CODE} (StatusCode), not {code}"
     return None
 
 
@@ -74,6 +88,8 @@ class SpanDecoder:
         for span in spans:
             trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
             start, end = span.start_time_unix_nano, span.end_time_unix_nano
+            status = span.status
+            kind, code = span.kind, status.code
             fine = (
                 len(trace_id) == 16
                 and len(span_id) == 8
@@ -81,9 +97,13 @@ class SpanDecoder:
                 and earliest <= start <= end <= latest
                 and trace_id != ZERO_TRACE_ID
                 and span_id != ZERO_SPAN_ID
+                and 0 <= kind <= MAX_SPAN_KIND
+                and 0 <= code <= MAX_STATUS_CODE
             )
             if not fine:  # the slow path says exactly what is wrong
-                problem = span_problem(trace_id, span_id, parent, start, end, window)
+                problem = span_problem(
+                    trace_id, span_id, parent, start, end, window
+                ) or _enum_problem(kind, code)
                 if problem is not None:
                     batch.reject(problem)
                     continue
@@ -93,7 +113,6 @@ class SpanDecoder:
                 if problem is not None:
                     batch.reject(problem)
                     continue
-            status = span.status
             picked: dict[str, Any] = {}
             attributes = encode(span.attributes, picked)
             link_keys = tuple((link.trace_id, link.span_id) for link in links) if links else ()
@@ -110,10 +129,10 @@ class SpanDecoder:
                     scope_name,
                     scope_version,
                     clean_text(span.name),
-                    span.kind,
+                    kind,
                     start,
                     end,
-                    status.code,
+                    code,
                     clean_text(status.message) if status.message else "",
                     attributes,
                     self._links(links) if links else None,

@@ -104,6 +104,8 @@ def test_attribute_cache_does_not_mix_values() -> None:
         ({"start_time_unix_nano": NOW + 2 * 3600 * 10**9}, "too far in the future"),
         ({"end_time_unix_nano": NOW - 1}, "end_time_unix_nano is before"),
         ({"end_time_unix_nano": 2**64 - 1}, "end_time_unix_nano is too far in the future"),
+        ({"kind": 40000}, "kind must be 0 to 5 (SpanKind), not 40000"),
+        ({"kind": -1}, "kind must be 0 to 5"),
     ],
 )
 def test_bad_spans_are_rejected_one_by_one(fields: dict[str, object], reason: str) -> None:
@@ -114,6 +116,18 @@ def test_bad_spans_are_rejected_one_by_one(fields: dict[str, object], reason: st
     assert rejected == 1
     assert len(rows) == 1
     assert reason in message
+
+
+@pytest.mark.parametrize("code", [3, -1, 70000])
+def test_spans_with_an_unknown_status_code_are_rejected_one_by_one(code: int) -> None:
+    """Protobuf enums are open: a code past a smallint made the database refuse the batch."""
+    request = _request()
+    request.resource_spans[0].scope_spans[0].spans[0].status.code = code  # type: ignore[assignment]
+    good = request.resource_spans[0].scope_spans[0].spans.add()
+    good.CopyFrom(_request().resource_spans[0].scope_spans[0].spans[0])
+    rows, rejected, message = _decode(request)
+    assert (len(rows), rejected) == (1, 1)
+    assert f"status.code must be 0 to 2 (StatusCode), not {code}" in message
 
 
 def test_nul_characters_become_replacement_characters() -> None:
