@@ -15,6 +15,7 @@ from collector.saturation import GaugeReadings, saturation_service
 
 PointBuilder = Callable[[int, Any], PointRow | str]
 _EDGE_CACHE_LIMIT = 50_000
+INT64_MAX = 2**63 - 1  # counts are uint64 on the wire, bigint in PostgreSQL
 
 
 def _number(series_id: int, point: Any) -> PointRow | str:
@@ -68,6 +69,20 @@ def _summary(series_id: int, point: Any) -> PointRow | str:
         sum=point.sum,
         quantiles=orjson.dumps(quantiles).decode(),
     )
+
+
+def _count_problem(kind: str, point: Any) -> str | None:
+    """Why a histogram's or summary's counts cannot be stored (a bigint holds them), or None."""
+    counts = [point.count]
+    if kind == "histogram":
+        counts.extend(point.bucket_counts)
+    elif kind == "exponential_histogram":
+        counts.append(point.zero_count)
+        counts.extend(point.positive.bucket_counts)
+        counts.extend(point.negative.bucket_counts)
+    if max(counts) > INT64_MAX:
+        return f"{kind} counts must be at most {INT64_MAX}, not {max(counts)}"
+    return None
 
 
 def _number_value(row: PointRow) -> float:
@@ -145,6 +160,7 @@ class MetricDecoder:
                 batch.reject("metric has no name")
             return
         series_type, build = _TYPES[kind]
+        counted = kind in ("histogram", "exponential_histogram", "summary")
         temporality = getattr(data, "aggregation_temporality", 0)
         monotonic = data.is_monotonic if kind == "sum" else None
         mesh = temporality != 0 and is_mesh_metric(metric.name, series_type, monotonic)
@@ -153,6 +169,8 @@ class MetricDecoder:
             problem = window.problem(point.time_unix_nano, "time_unix_nano")
             if problem is None and point.start_time_unix_nano > point.time_unix_nano:
                 problem = "start_time_unix_nano is after time_unix_nano"
+            if problem is None and counted:
+                problem = _count_problem(kind, point)
             if problem is not None:
                 batch.reject(f"{metric.name}: {problem}")
                 continue

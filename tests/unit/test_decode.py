@@ -186,6 +186,37 @@ def test_histogram_with_inconsistent_buckets_is_rejected() -> None:
     assert "one more entry than explicit_bounds" in batch.error_message
 
 
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("histogram", "count"),
+        ("histogram", "bucket_counts"),
+        ("exponential_histogram", "count"),
+        ("exponential_histogram", "zero_count"),
+        ("exponential_histogram", "positive"),
+        ("exponential_histogram", "negative"),
+        ("summary", "count"),
+    ],
+)
+def test_counts_past_int64_are_rejected_one_by_one(kind: str, field: str) -> None:
+    """Counts are uint64 on the wire, bigint in PostgreSQL: one past 2**63 - 1 made the
+    database refuse the whole batch, losing the request's good points too."""
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="m")
+    data = getattr(metric, kind)
+    data.data_points.add(time_unix_nano=NOW, count=1)
+    bad = data.data_points.add(time_unix_nano=NOW + 1, count=1)
+    if field in ("positive", "negative"):
+        getattr(bad, field).bucket_counts.append(2**64 - 1)
+    elif field == "bucket_counts":
+        bad.bucket_counts.append(2**64 - 1)
+    else:
+        setattr(bad, field, 2**63)
+    batch = OtlpDecoder().metrics(request.SerializeToString(), WINDOW)
+    assert (len(batch.points), batch.rejected) == (1, 1)
+    assert f"m: {kind} counts must be at most {2**63 - 1}" in batch.error_message
+
+
 def test_series_identity_depends_on_attributes_not_values() -> None:
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="reqs")
