@@ -16,6 +16,7 @@ from collector.saturation import GaugeReadings, saturation_service
 PointBuilder = Callable[[int, Any], PointRow | str]
 _EDGE_CACHE_LIMIT = 50_000
 INT64_MAX = 2**63 - 1  # counts are uint64 on the wire, bigint in PostgreSQL
+MAX_TEMPORALITY = 2  # AggregationTemporality CUMULATIVE
 
 
 def _number(series_id: int, point: Any) -> PointRow | str:
@@ -162,6 +163,11 @@ class MetricDecoder:
         series_type, build = _TYPES[kind]
         counted = kind in ("histogram", "exponential_histogram", "summary")
         temporality = getattr(data, "aggregation_temporality", 0)
+        if not 0 <= temporality <= MAX_TEMPORALITY:  # an open enum: any int32 arrives
+            problem = f"aggregation_temporality must be 0 to {MAX_TEMPORALITY}, not {temporality}"
+            for _ in points:
+                batch.reject(f"{metric.name}: {problem}")
+            return
         monotonic = data.is_monotonic if kind == "sum" else None
         mesh = temporality != 0 and is_mesh_metric(metric.name, series_type, monotonic)
         gauge = GaugeReadings() if self._is_saturation(metric.name, series_type) else None

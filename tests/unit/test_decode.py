@@ -217,6 +217,21 @@ def test_counts_past_int64_are_rejected_one_by_one(kind: str, field: str) -> Non
     assert f"m: {kind} counts must be at most {2**63 - 1}" in batch.error_message
 
 
+@pytest.mark.parametrize("temporality", [3, -1, 40000])
+def test_points_of_an_unknown_temporality_are_rejected(temporality: int) -> None:
+    """An open enum: a value past a smallint made the database refuse the whole batch."""
+    request = ExportMetricsServiceRequest()
+    metrics = request.resource_metrics.add().scope_metrics.add().metrics
+    metrics.add(name="good").sum.data_points.add(time_unix_nano=NOW, as_int=1)
+    bad = metrics.add(name="bad").sum
+    bad.aggregation_temporality = temporality  # type: ignore[assignment]
+    bad.data_points.add(time_unix_nano=NOW, as_int=1)
+    bad.data_points.add(time_unix_nano=NOW + 1, as_int=2)
+    batch = OtlpDecoder().metrics(request.SerializeToString(), WINDOW)
+    assert (len(batch.points), batch.rejected) == (1, 2)
+    assert f"bad: aggregation_temporality must be 0 to 2, not {temporality}" in batch.error_message
+
+
 def test_series_identity_depends_on_attributes_not_values() -> None:
     request = ExportMetricsServiceRequest()
     metric = request.resource_metrics.add().scope_metrics.add().metrics.add(name="reqs")
