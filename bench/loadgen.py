@@ -19,6 +19,7 @@ from bench.server import HOST
 from bench.templates import Template, id_prefix
 
 REQUEST_TIMEOUT = 60.0
+IDLE_SECONDS = 4.0  # a connection idle longer is opened again: uvicorn closes it after 5 s
 
 
 class ProtocolError(Exception):
@@ -185,13 +186,18 @@ class LoadGenerator:
     async def connection(self, number: int) -> None:
         """Send requests on one connection, reconnecting after errors, until `stop`."""
         conn: HttpConnection | None = None
+        used = time.perf_counter()
         try:
             for turn in itertools.count(number):
                 if self._pacer is not None:
                     await self._pacer.wait_turn(self.stop)
                 if self.stop.is_set():
                     return
+                if conn is not None and time.perf_counter() - used > IDLE_SECONDS:
+                    conn.close()  # the server may have closed it meanwhile: not a failure
+                    conn = None
                 conn = await self._send(conn, turn)
+                used = time.perf_counter()
         finally:
             if conn is not None:
                 conn.close()

@@ -32,10 +32,10 @@ def _start_worker(saturation_metrics: frozenset[str]) -> None:
 
 
 def _decode_in_worker(
-    signal: Signal, body: bytes, window: TimeWindow, as_json: bool
+    signal: Signal, body: bytes, window: TimeWindow, as_json: bool, sender_id: int | None
 ) -> DecodedBatch:
     decoder = _worker_decoder or OtlpDecoder()
-    batch = decode(decoder, signal, body, window, as_json)
+    batch = decode(decoder, signal, body, window, as_json, sender_id)
     if batch.spans:
         prepare_spans(batch, body, as_json)
     return batch
@@ -58,12 +58,17 @@ def prepare_spans(batch: DecodedBatch, body: bytes, as_json: bool) -> None:
 
 
 def decode(
-    decoder: OtlpDecoder, signal: Signal, body: bytes, window: TimeWindow, as_json: bool
+    decoder: OtlpDecoder,
+    signal: Signal,
+    body: bytes,
+    window: TimeWindow,
+    as_json: bool,
+    sender_id: int | None = None,
 ) -> DecodedBatch:
-    """Decode one request body of `signal` with `decoder`."""
+    """Decode one request body of `signal` with `decoder`; rows carry `sender_id`."""
     if signal == "spans":
-        return decoder.traces(body, window, as_json=as_json)
-    return decoder.metrics(body, window, as_json=as_json)
+        return decoder.traces(body, window, as_json=as_json, sender_id=sender_id)
+    return decoder.metrics(body, window, as_json=as_json, sender_id=sender_id)
 
 
 class DecodePool:
@@ -87,17 +92,23 @@ class DecodePool:
         )
 
     async def decode(
-        self, signal: Signal, body: bytes, window: TimeWindow, *, as_json: bool
+        self,
+        signal: Signal,
+        body: bytes,
+        window: TimeWindow,
+        *,
+        as_json: bool,
+        sender_id: int | None = None,
     ) -> DecodedBatch:
         """The decoded batch; decoding errors (MalformedRequest) are raised here."""
         pool = self._pool
         if pool is None:
-            return decode(self._decoder, signal, body, window, as_json)
+            return decode(self._decoder, signal, body, window, as_json, sender_id)
         loop = asyncio.get_running_loop()
         async with self._slots:
             try:
                 return await loop.run_in_executor(
-                    pool, _decode_in_worker, signal, body, window, as_json
+                    pool, _decode_in_worker, signal, body, window, as_json, sender_id
                 )
             except BrokenProcessPool as exc:  # a worker died (killed, out of memory)
                 if self._pool is pool:

@@ -1,7 +1,8 @@
 """OtlpGrpcReceiver: `TraceService/Export` and `MetricsService/Export` over gRPC.
 
 Registered as generic handlers on raw bytes, so decoding stays in `collector.decode`. gRPC
-inflates gzip messages itself and enforces the message limit (RESOURCE_EXHAUSTED).
+inflates gzip messages itself and enforces the message limit (RESOURCE_EXHAUSTED). Over mTLS,
+the client certificate gRPC verified names the sender recorded with the data.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collector.auth import IngestTokens
 from collector.decode import retry_status_details
 from collector.errors import IngestError, RequestTooLarge, RetryableError, Unauthenticated
 from collector.service import OtlpIngest, Signal
+from meshlens.tls import sender_identity
 
 _Context = aio.ServicerContext[bytes, bytes]
 
@@ -32,8 +34,8 @@ class OtlpGrpcReceiver:
         self._max_message = max_message_bytes
         self._tokens = tokens or IngestTokens()
 
-    def server(self, address: str) -> aio.Server:
-        """A gRPC server bound to `address` (not started)."""
+    def server(self, address: str, credentials: grpc.ServerCredentials | None = None) -> aio.Server:
+        """A gRPC server bound to `address` (not started), over TLS with `credentials`."""
         server = aio.server(
             options=[
                 ("grpc.max_receive_message_length", self._max_message),
@@ -46,7 +48,10 @@ class OtlpGrpcReceiver:
                 _service(METRICS_SERVICE, self._export_metrics),
             )
         )
-        server.add_insecure_port(address)
+        if credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, credentials)
         return server
 
     async def _export_traces(self, request: bytes, context: _Context) -> bytes:
@@ -62,7 +67,9 @@ class OtlpGrpcReceiver:
             self._ingest.refused(signal, "grpc", "unauthenticated")
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         try:
-            return await self._ingest.export(signal, request, as_json=False, transport="grpc")
+            return await self._ingest.export(
+                signal, request, as_json=False, transport="grpc", sender=_sender(context)
+            )
         except RetryableError as exc:
             details = retry_status_details(14, str(exc), exc.retry_after)
             context.set_trailing_metadata((("grpc-status-details-bin", details),))
@@ -80,6 +87,12 @@ def _authorization(context: _Context) -> str | None:
         if key == "authorization":
             return value if isinstance(value, str) else value.decode("latin-1")
     return None
+
+
+def _sender(context: _Context) -> str | None:
+    """The identity of the client certificate the call came with (mTLS), else None."""
+    certificate = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    return sender_identity(certificate) if certificate else None
 
 
 def _service(

@@ -2,7 +2,8 @@
 
 Thin by design: check the media type, read the body under the limit, hand it to `OtlpIngest`,
 map errors to the OTLP/HTTP answers (400 with a google.rpc.Status, 413, 415, 429/503 with
-Retry-After).
+Retry-After). Over mTLS, the client certificate in the scope's ASGI `tls` extension
+(`meshlens.asgi_tls`) names the sender recorded with the data.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from collector.auth import IngestTokens
 from collector.bodies import check_encoding, read_body
@@ -24,6 +26,7 @@ from collector.errors import (
     UnsupportedMediaType,
 )
 from collector.service import OtlpIngest, Signal
+from meshlens.tls import sender_identity
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -75,7 +78,9 @@ class OtlpHttpReceiver:
             self._ingest.refused(signal, "http", _reason(exc))
             return _refusal(exc, as_json)
         try:
-            answer = await self._ingest.export(signal, body, as_json=as_json, transport="http")
+            answer = await self._ingest.export(
+                signal, body, as_json=as_json, transport="http", sender=_sender(request.scope)
+            )
         except IngestError as exc:  # counted by OtlpIngest
             return _refusal(exc, as_json)
         return Response(answer, media_type=JSON if as_json else PROTOBUF)
@@ -86,6 +91,13 @@ class OtlpHttpReceiver:
         if not gzipped and length.isdigit() and int(length) > self._limit:
             raise RequestTooLarge(f"the body is larger than {self._limit} bytes")
         return await read_body(request.stream(), gzipped=gzipped, limit=self._limit)
+
+
+def _sender(scope: Scope) -> str | None:
+    """The identity of the connection's client certificate (mTLS), else None."""
+    tls = scope.get("extensions", {}).get("tls")
+    chain = tls.get("client_cert_chain") if tls else None
+    return sender_identity(chain[0].encode("ascii")) if chain else None
 
 
 def _reason(exc: IngestError) -> str:

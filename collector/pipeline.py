@@ -222,6 +222,8 @@ def _merge(batches: Iterable[DecodedBatch]) -> WriteBatch:
     merged = WriteBatch()
     for batch in batches:
         merged.resources.update(batch.resources)
+        if batch.sender is not None:
+            merged.senders[batch.sender.id] = batch.sender.identity
         merged.series.update(batch.series)
         merged.spans.extend(batch.spans)
         merged.facts.extend(batch.facts)

@@ -30,9 +30,25 @@ SPAN_COLUMNS = (
     "status_message",
     "attributes",
     "links",
+    "sender_id",
 )
 SpanRow = tuple[
-    bytes, bytes, bytes | None, int, str, str, str, str, int, int, int, int, str, str, str | None
+    bytes,
+    bytes,
+    bytes | None,
+    int,
+    str,
+    str,
+    str,
+    str,
+    int,
+    int,
+    int,
+    int,
+    str,
+    str,
+    str | None,
+    int | None,
 ]
 
 # Column order of `metric_points` rows; must match meshlens.schema.metric_points.
@@ -56,6 +72,7 @@ POINT_COLUMNS = (
     "negative_bucket_counts",
     "quantiles",
     "flags",
+    "sender_id",
 )
 PointRow = tuple[
     int,
@@ -77,6 +94,7 @@ PointRow = tuple[
     list[int] | None,
     str | None,
     int,
+    int | None,
 ]
 
 
@@ -104,6 +122,15 @@ class SeriesRow:
     service: str
     scope_name: str
     attributes: str  # JSON object
+
+
+@dataclass(frozen=True, slots=True)
+class SenderRow:
+    """The client certificate identity (mTLS) a request came with, keyed by its fingerprint;
+    spans and points carry the id as `sender_id`."""
+
+    id: int
+    identity: str
 
 
 @dataclass(slots=True)
@@ -137,6 +164,7 @@ class DecodedBatch:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     prepared: PreparedSpans | None = None  # set instead of spans/facts by a decode worker
+    sender: SenderRow | None = None
 
     @property
     def items(self) -> int:

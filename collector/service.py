@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector.decode import TimeWindow, metrics_response, trace_response
+from collector.decode.attributes import fingerprint
 from collector.decode_pool import DecodePool
 from collector.errors import IngestError, MalformedRequest, RetryableError
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline
-from collector.rows import DecodedBatch
+from collector.rows import DecodedBatch, SenderRow
 
 Signal = Literal["spans", "points"]
 Transport = Literal["grpc", "http"]
@@ -42,11 +43,19 @@ class OtlpIngest:
         self._decoders = decoders
 
     async def export(
-        self, signal: Signal, body: bytes, *, as_json: bool, transport: Transport
+        self,
+        signal: Signal,
+        body: bytes,
+        *,
+        as_json: bool,
+        transport: Transport,
+        sender: str | None = None,
     ) -> bytes:
-        """Store what `body` carries; return the encoded Export*ServiceResponse."""
+        """Store what `body` carries, with the `sender` identity (mTLS) when known; return the
+        encoded Export*ServiceResponse."""
+        known = None if sender is None else SenderRow(fingerprint(sender.encode()), sender)
         try:
-            batch = await self._decode(signal, body, as_json)
+            batch = await self._decode(signal, body, as_json, known)
         except MalformedRequest:
             self.refused(signal, transport, "malformed")
             raise
@@ -73,8 +82,15 @@ class OtlpIngest:
         if items:
             self._metrics.refused_items.labels(signal, transport, reason).inc(items)
 
-    async def _decode(self, signal: Signal, body: bytes, as_json: bool) -> DecodedBatch:
+    async def _decode(
+        self, signal: Signal, body: bytes, as_json: bool, sender: SenderRow | None
+    ) -> DecodedBatch:
         r = self._retention
         days = r.span_retention_days if signal == "spans" else r.point_retention_days
         window = TimeWindow.around(time.time_ns(), days, r.future_skew_seconds)
-        return await self._decoders.decode(signal, body, window, as_json=as_json)
+        sender_id = None if sender is None else sender.id
+        batch = await self._decoders.decode(
+            signal, body, window, as_json=as_json, sender_id=sender_id
+        )
+        batch.sender = sender
+        return batch

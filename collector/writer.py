@@ -80,13 +80,16 @@ class WriteBatch:
     points: list[PointRow] = field(default_factory=list)
     edge_series: dict[int, EdgeSeries] = field(default_factory=dict)
     saturation: dict[tuple[int, str], float] = field(default_factory=dict)
+    senders: dict[int, str] = field(default_factory=dict)  # id -> client certificate identity
 
 
 class KnownRows:
-    """Ids of resources, series and partitions known to exist; shared by the writers."""
+    """Ids of resources, senders, series and partitions known to exist; shared by the
+    writers."""
 
     def __init__(self) -> None:
         self.resources: set[int] = set()
+        self.senders: set[int] = set()
         self.series: set[int] = set()
         self.days: dict[str, set[int]] = {table: set() for table in PARTITIONED_TABLES}
 
@@ -133,6 +136,7 @@ class PostgresWriter:
         await self._ensure_partitions("metric_points", (row[2] for row in batch.points))
         async with self._conn.transaction():
             await self._insert_resources(batch.resources.values())
+            await self._insert_senders(batch.senders)
             await self._insert_series(batch.series.values())
             if batch.spans or batch.prepared:
                 texts = [p.copy_text for p in batch.prepared]
@@ -146,6 +150,7 @@ class PostgresWriter:
                 )
                 await self._derive_points(batch, inserted)
         self._known.resources.update(batch.resources)
+        self._known.senders.update(batch.senders)
         self._known.series.update(batch.series)
 
     async def _ensure_partitions(self, table: str, times: Iterable[int]) -> None:
@@ -162,6 +167,18 @@ class PostgresWriter:
             "INSERT INTO resources (id, service, attributes) "
             "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::jsonb[]) ON CONFLICT DO NOTHING",
             ([r.id for r in new], [r.service for r in new], [r.attributes for r in new]),
+        )
+
+    async def _insert_senders(self, senders: dict[int, str]) -> None:
+        new = [
+            (id_, identity) for id_, identity in senders.items() if id_ not in self._known.senders
+        ]
+        if not new:
+            return
+        await self._conn.execute(
+            "INSERT INTO senders (id, identity) "
+            "SELECT * FROM unnest(%s::bigint[], %s::text[]) ON CONFLICT DO NOTHING",
+            ([id_ for id_, _ in new], [identity for _, identity in new]),
         )
 
     async def _insert_series(self, rows: Iterable[SeriesRow]) -> None:

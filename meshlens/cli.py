@@ -164,9 +164,10 @@ def _explain(exc: ValidationError) -> str:
 def _serve(settings: Settings) -> int:
     from meshlens.database import open_database
     from meshlens.embedded_pg import EmbeddedPostgresError
-    from meshlens.serve import refuse_open_doors, serve
+    from meshlens.serve import refuse_open_doors, serve, server_tls
 
     refuse_open_doors(settings)  # before the embedded PostgreSQL starts
+    server_tls(settings)  # unusable certificate files too
     try:
         with open_database(settings) as database:
             _run(serve(settings, database))

@@ -38,6 +38,19 @@ resources = Table(
     Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+senders = Table(
+    "senders",
+    metadata,
+    Column("id", BigInteger, primary_key=True, comment="fingerprint of the identity"),
+    Column(
+        "identity",
+        Text,
+        nullable=False,
+        comment="client certificate (mTLS): SPIFFE ID, else RFC 4514 subject",
+    ),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 spans = Table(
     "spans",
     metadata,
@@ -56,6 +69,7 @@ spans = Table(
     Column("status_message", Text, nullable=False),
     Column("attributes", JSONB, nullable=False),
     Column("links", JSONB, comment="[{trace_id, span_id, attributes}] with hex ids"),
+    Column("sender_id", BigInteger, comment="senders.id over mTLS, else NULL"),
     postgresql_partition_by="RANGE (start_unix_nano)",
 )
 Index(
@@ -108,6 +122,7 @@ metric_points = Table(
     Column("negative_bucket_counts", ARRAY(BigInteger)),
     Column("quantiles", JSONB, comment="summary points: [{quantile, value}]"),
     Column("flags", BigInteger, nullable=False),
+    Column("sender_id", BigInteger, comment="senders.id over mTLS, else NULL"),
     postgresql_partition_by="RANGE (time_unix_nano)",
 )
 Index(

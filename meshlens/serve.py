@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Generator
+from typing import Any
 
 import psycopg
 import uvicorn
@@ -35,9 +36,11 @@ from collector.service import OtlpIngest, RetentionWindow
 from collector.writer import KnownRows, PostgresWriter
 from dashboards.routes import Ports, include_dashboards
 from meshlens import partitions
+from meshlens.asgi_tls import ClientCertificateProtocol
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.settings import Settings
+from meshlens.tls import CertificateFiles, ServerTls, TlsError, TlsFiles
 
 log = logging.getLogger("meshlens")
 MAINTENANCE_SECONDS = 600
@@ -56,6 +59,7 @@ class _QuietServer(uvicorn.Server):
 async def serve(settings: Settings, database: Database) -> None:
     """Run meshlens until SIGINT or SIGTERM."""
     refuse_open_doors(settings)
+    tls = server_tls(settings)
     await asyncio.to_thread(_migrate, database)
     known = KnownRows()
     await _maintain_partitions(database, settings, known)
@@ -79,11 +83,12 @@ async def serve(settings: Settings, database: Database) -> None:
     )
     otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens).app()
     grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes, tokens).server(
-        f"{settings.host}:{settings.otlp_grpc_port}"
+        f"{settings.host}:{settings.otlp_grpc_port}",
+        tls.grpc_credentials() if tls is not None else None,
     )
     web = [
-        _web(otlp_http, settings, settings.otlp_http_port),
-        _web(api, settings, settings.http_port),
+        _web(otlp_http, settings, settings.otlp_http_port, tls, client_certificates=True),
+        _web(api, settings, settings.http_port, tls),
     ]
     await pipeline.start()
     await grpc_server.start()
@@ -94,7 +99,7 @@ async def serve(settings: Settings, database: Database) -> None:
     try:
         await _wait_started(web, tasks)
         _settle_garbage_collector()
-        _announce(settings)
+        _announce(settings, tls)
         await _wait_for_stop_signal(tasks)
     finally:
         log.info("meshlens is stopping")
@@ -149,8 +154,12 @@ def refuse_open_doors(settings: Settings) -> None:
     if settings.insecure or settings.host in LOOPBACK_HOSTS or settings.host.startswith("127."):
         return
     missing = []
-    if not settings.ingest_tokens and settings.ingest_tokens_file is None:
-        missing.append("MESHLENS_INGEST_TOKENS (or MESHLENS_INGEST_TOKENS_FILE)")
+    senders_known = settings.ingest_tokens or settings.ingest_tokens_file is not None
+    if not senders_known and settings.tls_client_ca_file is None:  # mTLS: certificates say who
+        missing.append(
+            "MESHLENS_INGEST_TOKENS (or MESHLENS_INGEST_TOKENS_FILE, or client certificates: "
+            "MESHLENS_TLS_CLIENT_CA_FILE)"
+        )
     if not settings.api_tokens and settings.api_tokens_file is None:
         missing.append("MESHLENS_API_TOKENS (or MESHLENS_API_TOKENS_FILE)")
     if missing:
@@ -160,6 +169,18 @@ def refuse_open_doors(settings: Settings) -> None:
             "telemetry. Set them, listen on 127.0.0.1, or pass --insecure "
             "(MESHLENS_INSECURE=true) to accept that."
         )
+
+
+def server_tls(settings: Settings) -> ServerTls | None:
+    """TLS for the listeners from the settings' files, or None; SystemExit saying what is
+    wrong with them (a missing half, an unreadable file, a key of another certificate)."""
+    try:
+        files = TlsFiles.from_settings(
+            settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
+        )
+        return None if files is None else ServerTls(CertificateFiles(files))
+    except TlsError as exc:
+        raise SystemExit(f"meshlens: TLS: {exc}") from exc
 
 
 def _access_tokens(settings: Settings) -> AccessTokens:
@@ -187,7 +208,24 @@ def _retention(settings: Settings) -> RetentionWindow:
     )
 
 
-def _web(app: ASGIApp, settings: Settings, port: int) -> _QuietServer:
+def _web(
+    app: ASGIApp,
+    settings: Settings,
+    port: int,
+    tls: ServerTls | None = None,
+    *,
+    client_certificates: bool = False,
+) -> _QuietServer:
+    """A uvicorn server for `app`; over TLS when `tls` is given, asking for client
+    certificates (and putting them in each request's scope) when `client_certificates` and the
+    settings name a client CA."""
+    secure: dict[str, Any] = {}
+    if tls is not None:
+        mutual = client_certificates and tls.mutual
+        context = tls.ssl_context(client_certificates=mutual)
+        secure["ssl_context_factory"] = lambda _config, _default: context
+        if mutual:
+            secure["http"] = ClientCertificateProtocol
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -196,6 +234,7 @@ def _web(app: ASGIApp, settings: Settings, port: int) -> _QuietServer:
         access_log=False,
         log_level=settings.log_level,
         server_header=False,
+        **secure,
     )
     return _QuietServer(config)
 
@@ -219,15 +258,20 @@ async def _wait_for_stop_signal(tasks: list[asyncio.Task[None]]) -> None:
     stopper.cancel()
 
 
-def _announce(settings: Settings) -> None:
+def _announce(settings: Settings, tls: ServerTls | None) -> None:
     host = settings.host
+    scheme = "http" if tls is None else "https"
+    grpc_security = "" if tls is None else "  (TLS)"
+    if tls is not None and tls.mutual:
+        grpc_security = "  (mTLS: the OTLP ports require client certificates)"
     print(
         f"meshlens is running\n"
-        f"  dashboards:   http://{host}:{settings.http_port}/  (API under /api/v1, docs at /docs)\n"
-        f"  OTLP/gRPC:    {host}:{settings.otlp_grpc_port}\n"
-        f"  OTLP/HTTP:    http://{host}:{settings.otlp_http_port}/v1/traces and /v1/metrics\n"
+        f"  dashboards:   {scheme}://{host}:{settings.http_port}/  (API under /api/v1, docs at "
+        f"/docs)\n"
+        f"  OTLP/gRPC:    {host}:{settings.otlp_grpc_port}{grpc_security}\n"
+        f"  OTLP/HTTP:    {scheme}://{host}:{settings.otlp_http_port}/v1/traces and /v1/metrics\n"
         f"Point an OpenTelemetry SDK at it: "
-        f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{host}:{settings.otlp_http_port}\n"
+        f"OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{host}:{settings.otlp_http_port}\n"
         f"Just looking? Run `meshlens demo` in another terminal: a simulated mesh fills the "
         f"dashboards within a minute.",
         flush=True,

@@ -79,6 +79,25 @@ class Settings(BaseSettings):
             "(refused otherwise: anyone who reaches the ports could send and read telemetry)."
         ),
     )
+    tls_cert_file: Path | None = Field(
+        None,
+        description=(
+            "PEM server certificate (leaf first, then intermediates) for every listener: "
+            "OTLP/gRPC, OTLP/HTTP and the web port then speak TLS only. Needs "
+            "MESHLENS_TLS_KEY_FILE; both are read again when they change."
+        ),
+    )
+    tls_key_file: Path | None = Field(
+        None, description="PEM private key (unencrypted) of MESHLENS_TLS_CERT_FILE."
+    )
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description=(
+            "PEM CA certificate(s): the OTLP receivers then require a client certificate "
+            "signed by one of them (mTLS) and record its identity with what it sent; the web "
+            "port keeps its tokens. Read again when it changes."
+        ),
+    )
     database_url: SecretStr | None = Field(
         None,
         description=(
@@ -185,7 +204,7 @@ class Settings(BaseSettings):
         None,
         description=(
             "meshlens's base URL as its users reach it (https://meshlens.example.com), for "
-            "links in notifications. Unset: http://HOST:HTTP_PORT."
+            "links in notifications. Unset: http://HOST:HTTP_PORT (https:// with TLS)."
         ),
     )
 
@@ -250,7 +269,8 @@ class Settings(BaseSettings):
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.http_port}"
+        scheme = "http" if self.tls_cert_file is None else "https"
+        return f"{scheme}://{host}:{self.http_port}"
 
     def env_name(self, field: str) -> str:
         """The environment variable that sets `field`."""

@@ -7,6 +7,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -108,14 +109,24 @@ class RunningServer:
     otlp_http_port: int
     web_port: int
     log_path: Path
+    trust: Path | None = None  # CA of the server certificate when the ports speak TLS
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.trust is None else "https"
 
     @property
     def otlp_http(self) -> str:
-        return f"http://127.0.0.1:{self.otlp_http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.otlp_http_port}"
 
     @property
     def web(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        return f"{self.scheme}://127.0.0.1:{self.web_port}"
+
+    def web_client(self, **options: Any) -> httpx.Client:
+        """An HTTP client of the web port (trusting its certificate over TLS)."""
+        verify = True if self.trust is None else ssl.create_default_context(cafile=self.trust)
+        return httpx.Client(base_url=self.web, verify=verify, **options)
 
     @property
     def grpc_endpoint(self) -> str:
@@ -129,13 +140,15 @@ class RunningServer:
             return conn.execute(sql, params).fetchall()
 
 
-def start_server(database_url: str, log_path: Path, **env: str) -> RunningServer:
+def start_server(
+    database_url: str, log_path: Path, *, trust: Path | None = None, **env: str
+) -> RunningServer:
     """Start `meshlens serve` on free ports and wait until /readyz says ready; another free
     port is tried when one was taken between the check and the bind (at most three times)."""
     for attempt in range(3):
         offset = log_path.stat().st_size if log_path.exists() else 0
         try:
-            return _start_server(database_url, log_path, **env)
+            return _start_server(database_url, log_path, trust, **env)
         except RuntimeError:
             taken = b"address already in use" in log_path.read_bytes()[offset:]
             if not taken or attempt == 2:
@@ -143,7 +156,9 @@ def start_server(database_url: str, log_path: Path, **env: str) -> RunningServer
     raise AssertionError("unreachable")
 
 
-def _start_server(database_url: str, log_path: Path, **env: str) -> RunningServer:
+def _start_server(
+    database_url: str, log_path: Path, trust: Path | None = None, **env: str
+) -> RunningServer:
     grpc_port, http_port, web_port = free_port(), free_port(), free_port()
     environment = {
         **os.environ,
@@ -161,7 +176,7 @@ def _start_server(database_url: str, log_path: Path, **env: str) -> RunningServe
             stderr=subprocess.STDOUT,
             cwd=REPO,
         )
-    server = RunningServer(process, database_url, grpc_port, http_port, web_port, log_path)
+    server = RunningServer(process, database_url, grpc_port, http_port, web_port, log_path, trust)
     wait_ready(server)
     return server
 
@@ -172,8 +187,9 @@ def wait_ready(server: RunningServer, timeout: float = 60.0) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"meshlens exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.web}/readyz", timeout=1).status_code == 200:
-                return
+            with server.web_client(timeout=1) as client:
+                if client.get("/readyz").status_code == 200:
+                    return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
@@ -191,8 +207,10 @@ def stop_server(server: RunningServer) -> None:
 
 
 @contextmanager
-def running_server(database_url: str, log_path: Path, **env: str) -> Iterator[RunningServer]:
-    server = start_server(database_url, log_path, **env)
+def running_server(
+    database_url: str, log_path: Path, *, trust: Path | None = None, **env: str
+) -> Iterator[RunningServer]:
+    server = start_server(database_url, log_path, trust=trust, **env)
     try:
         yield server
     finally:

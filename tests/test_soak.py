@@ -14,7 +14,9 @@ from bench.soak_report import TABLE_HEAD, Row
 from bench.soak_traffic import RETIME_SECONDS
 from tests.support import REPO, DatabaseFactory
 
-RATE, SPANS_PER_REQUEST, CONNECTIONS = 500, 100, 4
+# 2 requests a second over 12 connections: each is idle 6 s between requests, longer than the
+# server keeps an idle connection open (uvicorn: 5 s), as at any low rate
+RATE, SPANS_PER_REQUEST, CONNECTIONS = 200, 100, 12
 COMMAND = [
     *("--seconds", "20", "--sample-seconds", "1", "--rate", str(RATE)),
     *("--spans-per-request", str(SPANS_PER_REQUEST), "--connections", str(CONNECTIONS)),
@@ -56,7 +58,8 @@ def test_the_report_holds_every_figure(soak: tuple[dict[str, Any], str]) -> None
     rows = report["rows"]
     assert len(rows) == 10  # 2 s each
     assert all(set(row) == set(Row.__dataclass_fields__) for row in rows)
-    assert all(row["rss_mib"] > 0 and row["cpu_percent"] > 0 for row in rows)
+    assert all(row["rss_mib"] > 0 for row in rows)
+    assert sum(row["cpu_percent"] for row in rows) > 0
     assert sum(row["acknowledged_per_second"] for row in rows) > 0
     assert TABLE_HEAD in printed
     for label in SUMMARY_LABELS:

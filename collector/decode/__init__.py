@@ -48,8 +48,15 @@ class OtlpDecoder:
         self._spans = SpanDecoder(self._attributes)
         self._metrics = MetricDecoder(self._attributes, saturation_metrics)
 
-    def traces(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
-        """Decode an `ExportTraceServiceRequest` body."""
+    def traces(
+        self,
+        body: bytes,
+        window: TimeWindow,
+        *,
+        as_json: bool = False,
+        sender_id: int | None = None,
+    ) -> DecodedBatch:
+        """Decode an `ExportTraceServiceRequest` body; rows carry `sender_id`."""
         if as_json:  # the JSON mapping needs the real schema; then the same path as protobuf
             body = parse_json(ExportTraceServiceRequest(), body).SerializeToString()
         request = parse_protobuf(lazy_trace_request_class()(), body)
@@ -60,11 +67,18 @@ class OtlpDecoder:
             batch.resources[resource.id] = resource
             for scope_spans in resource_spans.scope_spans:
                 spans, scope = scope_spans.spans, scope_spans.scope
-                self._spans.decode(batch, spans, resource, attributes, scope, window)
+                self._spans.decode(batch, spans, resource, attributes, scope, window, sender_id)
         return batch
 
-    def metrics(self, body: bytes, window: TimeWindow, *, as_json: bool = False) -> DecodedBatch:
-        """Decode an `ExportMetricsServiceRequest` body."""
+    def metrics(
+        self,
+        body: bytes,
+        window: TimeWindow,
+        *,
+        as_json: bool = False,
+        sender_id: int | None = None,
+    ) -> DecodedBatch:
+        """Decode an `ExportMetricsServiceRequest` body; rows carry `sender_id`."""
         parse = parse_json if as_json else parse_protobuf
         request = parse(ExportMetricsServiceRequest(), body)
         batch = DecodedBatch()
@@ -75,7 +89,9 @@ class OtlpDecoder:
             for scope_metrics in resource_metrics.scope_metrics:
                 scope_name = scope_metrics.scope.name
                 for metric in scope_metrics.metrics:
-                    self._metrics.decode(batch, metric, resource, scope_name, window, attributes)
+                    self._metrics.decode(
+                        batch, metric, resource, scope_name, window, attributes, sender_id
+                    )
         return batch
 
     def _resource_row(self, attributes: dict[str, Any]) -> ResourceRow:

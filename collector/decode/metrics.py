@@ -13,28 +13,29 @@ from collector.mesh_metrics import EdgeSeries, edge_series, is_mesh_metric
 from collector.rows import DecodedBatch, PointRow, ResourceRow, SeriesRow
 from collector.saturation import GaugeReadings, saturation_service
 
-PointBuilder = Callable[[int, Any], PointRow | str]
+PointBuilder = Callable[[int, Any, int | None], PointRow | str]
 _EDGE_CACHE_LIMIT = 50_000
 INT64_MAX = 2**63 - 1  # counts are uint64 on the wire, bigint in PostgreSQL
 MAX_TEMPORALITY = 2  # AggregationTemporality CUMULATIVE
 
 
-def _number(series_id: int, point: Any) -> PointRow | str:
+def _number(series_id: int, point: Any, sender_id: int | None) -> PointRow | str:
     kind = point.WhichOneof("value")
     as_double = point.as_double if kind == "as_double" else None
     as_int = point.as_int if kind == "as_int" else None
     if kind is None:
         return "number data point has no value"
-    return _row(series_id, point, as_double=as_double, as_int=as_int)
+    return _row(series_id, point, sender_id, as_double=as_double, as_int=as_int)
 
 
-def _histogram(series_id: int, point: Any) -> PointRow | str:
+def _histogram(series_id: int, point: Any, sender_id: int | None) -> PointRow | str:
     counts, bounds = list(point.bucket_counts), list(point.explicit_bounds)
     if counts and len(counts) != len(bounds) + 1:
         return "histogram bucket_counts must have one more entry than explicit_bounds"
     return _row(
         series_id,
         point,
+        sender_id,
         count=point.count,
         sum=point.sum if point.HasField("sum") else None,
         min=point.min if point.HasField("min") else None,
@@ -44,10 +45,11 @@ def _histogram(series_id: int, point: Any) -> PointRow | str:
     )
 
 
-def _exponential(series_id: int, point: Any) -> PointRow | str:
+def _exponential(series_id: int, point: Any, sender_id: int | None) -> PointRow | str:
     return _row(
         series_id,
         point,
+        sender_id,
         count=point.count,
         sum=point.sum if point.HasField("sum") else None,
         min=point.min if point.HasField("min") else None,
@@ -61,11 +63,12 @@ def _exponential(series_id: int, point: Any) -> PointRow | str:
     )
 
 
-def _summary(series_id: int, point: Any) -> PointRow | str:
+def _summary(series_id: int, point: Any, sender_id: int | None) -> PointRow | str:
     quantiles = [{"quantile": q.quantile, "value": q.value} for q in point.quantile_values]
     return _row(
         series_id,
         point,
+        sender_id,
         count=point.count,
         sum=point.sum,
         quantiles=orjson.dumps(quantiles).decode(),
@@ -91,7 +94,7 @@ def _number_value(row: PointRow) -> float:
     return row[3] if row[3] is not None else float(row[4] or 0)
 
 
-def _row(series_id: int, point: Any, **values: Any) -> PointRow:
+def _row(series_id: int, point: Any, sender_id: int | None, **values: Any) -> PointRow:
     get = values.get
     return (
         series_id,
@@ -113,6 +116,7 @@ def _row(series_id: int, point: Any, **values: Any) -> PointRow:
         get("negative_bucket_counts"),
         get("quantiles"),
         point.flags,
+        sender_id,
     )
 
 
@@ -149,6 +153,7 @@ class MetricDecoder:
         scope_name: str,
         window: TimeWindow,
         resource_attributes: Mapping[str, Any] | None = None,
+        sender_id: int | None = None,
     ) -> None:
         """Append `metric`'s points (and any new series) to `batch`."""
         kind = metric.WhichOneof("data")
@@ -184,7 +189,7 @@ class MetricDecoder:
             series = self._series(
                 metric, series_type, temporality, monotonic, resource, scope_name, attributes
             )
-            row = build(series.id, point)
+            row = build(series.id, point, sender_id)
             if isinstance(row, str):
                 batch.reject(f"{metric.name}: {row}")
                 continue

@@ -75,6 +75,7 @@ class SpanDecoder:
         resource_attributes: Mapping[str, Any],
         scope: Any,
         window: TimeWindow,
+        sender_id: int | None = None,
     ) -> None:
         """Append every storable span to `batch.spans` (and its facts to `batch.facts`),
         rejecting the others one by one."""
@@ -136,6 +137,7 @@ class SpanDecoder:
                     clean_text(status.message) if status.message else "",
                     attributes,
                     self._links(links) if links else None,
+                    sender_id,
                 )
             )
 
