@@ -93,14 +93,14 @@ async def soak(
     load = SteadyLoad(options, server, stats)
     reader = WebReader(server, options.web_interval)
     sampler = Sampler(server, stats, reader.stats, time.perf_counter())
-    load.start()
-    reading = asyncio.create_task(reader.run(load.generator.stop))
     try:
-        await sampler.run(options.seconds, options.sample_seconds, Progress(options, out).add)
-    finally:
-        await load.stop()  # also stops the reader
-        await asyncio.gather(reading, return_exceptions=True)
-    try:
+        load.start()
+        reading = asyncio.create_task(reader.run(load.generator.stop))
+        try:
+            await sampler.run(options.seconds, options.sample_seconds, Progress(options, out).add)
+        finally:
+            await load.stop()  # also stops the reader
+            await asyncio.gather(reading, return_exceptions=True)
         if reading.exception() is not None:
             raise RuntimeError("the web reader crashed") from reading.exception()
         alerting = await reader.alerting_state()
