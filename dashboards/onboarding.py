@@ -26,6 +26,13 @@ class Endpoints:
     grpc_port: int
     http_port: int
     web_port: int
+    tls: bool = False  # the OTLP ports speak TLS
+    client_certificates: bool = False  # and require a client certificate (mTLS)
+
+    @property
+    def http_scheme(self) -> str:
+        """The scheme of the OTLP/HTTP endpoint."""
+        return "https" if self.tls else "http"
 
     @property
     def local_only(self) -> bool:
@@ -36,7 +43,7 @@ class Endpoints:
 def snippets(at: Endpoints) -> list[Snippet]:
     """SDK, Collector sidecar, Istio and Linkerd, in that order."""
     grpc = f"{at.host}:{at.grpc_port}"
-    http = f"http://{at.host}:{at.http_port}"
+    http = f"{at.http_scheme}://{at.host}:{at.http_port}"
     return [
         Snippet(
             "sdk",
@@ -44,6 +51,7 @@ def snippets(at: Endpoints) -> list[Snippet]:
             "Any language's SDK reads these variables; restart the service after setting them.",
             "sh",
             f"export OTEL_EXPORTER_OTLP_ENDPOINT={http}\n"
+            f"{_sdk_tls(at)}"
             "export OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
             "export OTEL_SERVICE_NAME=checkout\n"
             "export OTEL_RESOURCE_ATTRIBUTES=service.version=v1",
@@ -56,8 +64,7 @@ def snippets(at: Endpoints) -> list[Snippet]:
             "exporters:\n"
             "  otlp/meshlens:\n"
             f"    endpoint: {grpc}\n"
-            "    tls:\n"
-            "      insecure: true\n"
+            f"{_collector_tls(at)}"
             "service:\n"
             "  pipelines:\n"
             "    traces:\n"
@@ -113,8 +120,7 @@ def snippets(at: Endpoints) -> list[Snippet]:
             "exporters:\n"
             "  otlp/meshlens:\n"
             f"    endpoint: {grpc}\n"
-            "    tls:\n"
-            "      insecure: true\n"
+            f"{_collector_tls(at)}"
             "service:\n"
             "  pipelines:\n"
             "    metrics:\n"
@@ -122,3 +128,26 @@ def snippets(at: Endpoints) -> list[Snippet]:
             "      exporters: [otlp/meshlens]",
         ),
     ]
+
+
+def _sdk_tls(at: Endpoints) -> str:
+    """The SDK variables for meshlens's certificate (and the sender's own, over mTLS)."""
+    lines = ""
+    if at.tls:
+        lines += "export OTEL_EXPORTER_OTLP_CERTIFICATE=/etc/meshlens-ca/ca.crt\n"
+    if at.client_certificates:
+        lines += (
+            "export OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE=/etc/tls/tls.crt\n"
+            "export OTEL_EXPORTER_OTLP_CLIENT_KEY=/etc/tls/tls.key\n"
+        )
+    return lines
+
+
+def _collector_tls(at: Endpoints) -> str:
+    """The `tls` block of a Collector's OTLP exporter to meshlens."""
+    if not at.tls:
+        return "    tls:\n      insecure: true\n"
+    block = "    tls:\n      ca_file: /etc/meshlens-ca/ca.crt\n"
+    if at.client_certificates:
+        block += "      cert_file: /etc/tls/tls.crt\n      key_file: /etc/tls/tls.key\n"
+    return block

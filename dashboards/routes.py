@@ -38,6 +38,8 @@ class Ports:
 
     otlp_grpc: int = 4317
     otlp_http: int = 4318
+    tls: bool = False
+    client_certificates: bool = False
 
 
 def include_dashboards(app: FastAPI, ports: Ports) -> None:
@@ -150,6 +152,8 @@ def _common(request: Request, active: str) -> dict[str, Any]:
         grpc_port=ports.otlp_grpc,
         http_port=ports.otlp_http,
         web_port=request.url.port or 80,
+        tls=ports.tls,
+        client_certificates=ports.client_certificates,
     )
     return {
         "active": active,

@@ -72,7 +72,10 @@ async def serve(settings: Settings, database: Database) -> None:
     ingest = OtlpIngest(pipeline, _retention(settings), metrics, decoders)
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)
-    include_dashboards(api, Ports(settings.otlp_grpc_port, settings.otlp_http_port))
+    ports = Ports(settings.otlp_grpc_port, settings.otlp_http_port)
+    if tls is not None:
+        ports = Ports(ports.otlp_grpc, ports.otlp_http, tls=True, client_certificates=tls.mutual)
+    include_dashboards(api, ports)
     api.state.access_tokens = _access_tokens(settings)
     api.add_middleware(AccessControl, tokens=api.state.access_tokens)
     alerting = AlertingService(engine, _alerting_config(settings), registry)

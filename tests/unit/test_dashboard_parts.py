@@ -130,3 +130,25 @@ def test_snippets_use_the_given_endpoints() -> None:
     assert "http://10.0.0.7:14318" in found[0].text
     assert "10.0.0.7:14317" in found[1].text
     assert "port: 14317" in found[2].text
+
+
+def test_snippets_over_tls_name_the_certificates_instead_of_insecure() -> None:
+    plain = snippets(Endpoints(host="10.0.0.7", grpc_port=4317, http_port=4318, web_port=8080))
+    assert "insecure: true" in plain[1].text
+    assert "CERTIFICATE" not in plain[0].text
+    at = Endpoints(
+        host="meshlens.observability",
+        grpc_port=4317,
+        http_port=4318,
+        web_port=8080,
+        tls=True,
+        client_certificates=True,
+    )
+    sdk, collector, _, linkerd = snippets(at)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=https://meshlens.observability:4318" in sdk.text
+    assert "OTEL_EXPORTER_OTLP_CERTIFICATE=" in sdk.text
+    assert "OTEL_EXPORTER_OTLP_CLIENT_KEY=" in sdk.text
+    for snippet in (collector, linkerd):
+        assert "insecure" not in snippet.text
+        assert "ca_file:" in snippet.text
+        assert "cert_file:" in snippet.text
