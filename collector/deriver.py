@@ -11,7 +11,8 @@ advisory lock), it:
    (`collector.metric_deriver`: edges with source_kind 'mesh-metrics');
 4. folds all of it, and the signals writers aggregated (`rollup_inbox`), into the minute,
    10-minute and hour rollups (`collector.rollup_fold`), and the utilization maxima into
-   `saturation_rollups`.
+   `saturation_rollups`, every name within the cardinality budget (`collector.cardinality`:
+   what is over a cap counts under `meshlens.overflow`; what it admits is saved with the pass).
 Pairing in the database survives restarts, sees halves written by any collector process, and
 tolerates halves minutes apart in either order; each pair is counted once.
 """
@@ -24,6 +25,8 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 
+from collector.cardinality import DimensionBudget, Kind
+from collector.cardinality_store import KnownDimensions
 from collector.derive import Signals
 from collector.metric_deriver import fold_mesh_points, fold_saturation
 from collector.rollup_fold import RollupFold, signals_from_columns
@@ -94,30 +97,50 @@ class DeriveStats:
     rollup_rows: int = 0
     metric_points: Counter[str] = field(default_factory=Counter)  # by cumulative.Outcome
     saturation_rows: int = 0
+    folded: Counter[Kind] = field(default_factory=Counter)  # requests under the overflow
 
 
 class Deriver:
     """Runs derivation passes on one connection; `run_once` is one transaction."""
 
-    def __init__(self, pairing_window_seconds: float) -> None:
+    def __init__(
+        self, pairing_window_seconds: float, budget: DimensionBudget | None = None
+    ) -> None:
         self._window = pairing_window_seconds
+        self._known = KnownDimensions(budget) if budget is not None else None
 
     async def run_once(self, conn: AsyncConnection) -> DeriveStats:
         """One pass. Does nothing (ran=False) while another process holds the deriver lock."""
+        if self._known is None:
+            return await self._run(conn)
+        try:
+            stats = await self._run(conn)
+        except BaseException:
+            self._known.budget.rollback()
+            raise
+        stats.folded = self._known.budget.commit()[1]
+        return stats
+
+    async def _run(self, conn: AsyncConnection) -> DeriveStats:
         stats = DeriveStats()
+        budget = self._known.budget if self._known is not None else None
         async with conn.transaction():
             cursor = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,))
             row = await cursor.fetchone()
             if row is None or not row[0]:
                 return stats
             stats.ran = True
-            fold = RollupFold()
+            if self._known is not None:
+                await self._known.catch_up(conn)
+            fold = RollupFold(budget=budget)
             await self._pair(conn, fold, stats)
             await self._expire(conn, fold, stats)
             await self._take_inbox(conn, fold, stats)
             stats.metric_points = await fold_mesh_points(conn, fold)
             stats.rollup_rows = await fold.write(conn)
-            stats.saturation_rows = await fold_saturation(conn)
+            stats.saturation_rows = await fold_saturation(conn, budget)
+            if self._known is not None:
+                await self._known.save_pending(conn)
         return stats
 
     async def _pair(self, conn: AsyncConnection, fold: RollupFold, stats: DeriveStats) -> None:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
+from collector.cardinality import DimensionBudget
 from collector.cumulative import Reading, advance
 from collector.derive import Signals
 from collector.mesh_metrics import REQUESTS
@@ -185,13 +186,15 @@ def _tuple(values: Iterable[Any] | None) -> tuple[Any, ...] | None:
     return tuple(values) if values is not None else None
 
 
-async def fold_saturation(conn: AsyncConnection) -> int:
-    """Keep the highest queued utilization per service and bucket; returns rows written."""
+async def fold_saturation(conn: AsyncConnection, budget: DimensionBudget | None = None) -> int:
+    """Keep the highest queued utilization per service and bucket; returns rows written.
+    A service over the budget's cap counts as the overflow node."""
     cursor = await conn.execute(
         "DELETE FROM saturation_inbox RETURNING minute_unix, service, value"
     )
     highest: dict[tuple[int, int, str], float] = {}
-    for minute, service, value in await cursor.fetchall():
+    for minute, name, value in await cursor.fetchall():
+        service = budget.service(name) if budget is not None else name
         for resolution in RESOLUTIONS:
             key = (resolution, minute // resolution * resolution, service)
             highest[key] = max(value, highest.get(key, value))

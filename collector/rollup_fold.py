@@ -2,7 +2,9 @@
 
 Every source of signals (paired halves, expired halves, the writers' `rollup_inbox`, mesh-metric
 deltas) adds to one fold; `write` then reads the rows the pass touches (locked until commit),
-adds them in, and upserts the sums. Edges also count plaintext requests per reason.
+adds them in, and upserts the sums. Edges also count plaintext requests per reason. With a
+`DimensionBudget`, every key goes through it first: names over a cap count under the overflow
+bucket (`collector.cardinality`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from collector.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
 from collector.derive import Signals
 from meshlens.signals.histogram import LatencyHistogram
 
@@ -33,6 +36,7 @@ class RollupFold:
     signals: dict[FoldKey, Signals] = field(default_factory=dict)
     types: dict[FoldKey, tuple[str, str]] = field(default_factory=dict)
     reasons: dict[FoldKey, Counter[str]] = field(default_factory=dict)
+    budget: DimensionBudget | None = None
 
     def add(
         self,
@@ -45,6 +49,8 @@ class RollupFold:
     ) -> None:
         """Add `signals` of `minute` to a service (key: service, operation, version, "") or
         an edge (key: source, source type, target, target type) at every resolution."""
+        if self.budget is not None:
+            key = _within_budget(self.budget, kind, key, signals.requests)
         for resolution in RESOLUTIONS:
             bucket = minute // resolution * resolution
             if kind == "service":
@@ -93,6 +99,36 @@ class RollupFold:
                 self.signals[key].merge(signals_from_columns(row[6:]))
                 if row[5]:
                     self.reasons.setdefault(key, Counter()).update(row[5])
+
+
+def _within_budget(
+    budget: DimensionBudget, kind: str, key: tuple[str, str, str, str], requests: int
+) -> tuple[str, str, str, str]:
+    """`key` with the names over a cap replaced by the overflow bucket; counts what folded."""
+    if kind == "service":
+        service, operation, version, _ = key
+        admitted = budget.service(service)
+        if admitted == OVERFLOW:
+            if not operation and not version:  # the service's total row: count it once
+                budget.count_folded(Kind.SERVICE, requests)
+            return OVERFLOW, OVERFLOW if operation else "", OVERFLOW if version else "", ""
+        if operation:
+            within = budget.operation(admitted, operation)
+            if within != operation:
+                budget.count_folded(Kind.OPERATION, requests)
+            return admitted, within, version, ""
+        return key
+    source, source_type, target, target_type = key
+    edge = budget.edge(budget.service(source), budget.service(target))
+    if edge == (source, target):
+        return key
+    budget.count_folded(Kind.EDGE, requests)
+    return (
+        edge[0],
+        OVERFLOW_NODE_TYPE if edge[0] == OVERFLOW else source_type,
+        edge[1],
+        OVERFLOW_NODE_TYPE if edge[1] == OVERFLOW else target_type,
+    )
 
 
 def signals_from_columns(columns: tuple[Any, ...]) -> Signals:

@@ -33,6 +33,13 @@ from collector.rows import (
     SeriesRow,
     SpanRow,
 )
+from collector.series_budget import (
+    FOLDED_POINT_COLUMNS,
+    FOLDED_POINT_IDENTITY,
+    SeriesBudget,
+    SeriesPlan,
+    points_inserted,
+)
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
 
@@ -92,6 +99,7 @@ class KnownRows:
         self.senders: set[int] = set()
         self.series: set[int] = set()
         self.days: dict[str, set[int]] = {table: set() for table in PARTITIONED_TABLES}
+        self.series_budget: SeriesBudget | None = None  # None: series are not capped
 
 
 class PostgresWriter:
@@ -135,9 +143,10 @@ class PostgresWriter:
         )
         await self._ensure_partitions("metric_points", (row[2] for row in batch.points))
         async with self._conn.transaction():
+            plan = await self._plan_series(batch)  # first: it may wait for the budget's lock
             await self._insert_resources(batch.resources.values())
             await self._insert_senders(batch.senders)
-            await self._insert_series(batch.series.values())
+            await self._insert_series(plan.insert if plan else batch.series.values())
             if batch.spans or batch.prepared:
                 texts = [p.copy_text for p in batch.prepared]
                 inserted = await self._copy_idempotent(
@@ -145,13 +154,42 @@ class PostgresWriter:
                 )
                 await self._derive(_facts_to_derive(batch, inserted), inserted, batch.prepared)
             if batch.points:
-                inserted = await self._copy_idempotent(
-                    "metric_points", POINT_COLUMNS, batch.points, _POINT_IDENTITY
-                )
-                await self._derive_points(batch, inserted)
+                await self._derive_points(batch, await self._write_points(batch, plan))
         self._known.resources.update(batch.resources)
         self._known.senders.update(batch.senders)
-        self._known.series.update(batch.series)
+        if plan is None:
+            self._known.series.update(batch.series)
+        else:
+            self._known.series.update(plan.known_after())
+            if self._known.series_budget is not None:
+                self._known.series_budget.settle(plan)
+
+    async def _plan_series(self, batch: WriteBatch) -> SeriesPlan | None:
+        budget = self._known.series_budget
+        if budget is None or not batch.series:
+            return None
+        return await budget.plan(self._conn, batch.series, self._known.series)
+
+    async def _write_points(
+        self, batch: WriteBatch, plan: SeriesPlan | None
+    ) -> set[tuple[Any, ...]] | None:
+        """Store the points, those of series over the cap under their overflow series;
+        returns the (series id, time) inserted, None when all were."""
+        if plan is None:
+            return await self._copy_idempotent(
+                "metric_points", POINT_COLUMNS, batch.points, _POINT_IDENTITY
+            )
+        kept, folded = plan.split(batch.points)
+        inserted = await self._copy_idempotent(
+            "metric_points", POINT_COLUMNS, kept, _POINT_IDENTITY
+        )
+        if not folded:
+            return inserted
+        folded_inserted = await self._copy_idempotent(
+            "metric_points", FOLDED_POINT_COLUMNS, folded, FOLDED_POINT_IDENTITY
+        )
+        plan.points_folded = len(folded if folded_inserted is None else folded_inserted)
+        return points_inserted(kept, inserted, folded, folded_inserted)
 
     async def _ensure_partitions(self, table: str, times: Iterable[int]) -> None:
         days = {t // partitions.NANOS_PER_DAY for t in times} - self._known.days[table]
@@ -248,7 +286,7 @@ class PostgresWriter:
         rows: Sequence[Sequence[Any]],
         identity: Sequence[str] | None = None,
         texts: Sequence[bytes] = (),
-    ) -> set[tuple[Any, Any]] | None:
+    ) -> set[tuple[Any, ...]] | None:
         """COPY `rows` (and `texts`, rows already in COPY text); with resends among them,
         insert the new ones only.
 
@@ -286,12 +324,13 @@ class PostgresWriter:
         rows: Sequence[Sequence[Any]],
         identity: Sequence[str],
         texts: Sequence[bytes] = (),
-    ) -> set[tuple[Any, Any]]:
+    ) -> set[tuple[Any, ...]]:
         staging = f"{table}_incoming"
         await self._conn.execute(
-            sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
-                sql.Identifier(staging), sql.Identifier(table)
-            )
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS)"
+                " ON COMMIT DELETE ROWS"
+            ).format(sql.Identifier(staging), sql.Identifier(table))
         )
         await self._copy(staging, columns, rows, texts)
         names = sql.SQL(", ").join(map(sql.Identifier, columns))
@@ -301,7 +340,7 @@ class PostgresWriter:
                 "INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING RETURNING {}"
             ).format(sql.Identifier(table), names, names, sql.Identifier(staging), returned)
         )
-        return {(row[0], row[1]) for row in await cursor.fetchall()}
+        return {tuple(row) for row in await cursor.fetchall()}
 
 
 def _facts_to_derive(

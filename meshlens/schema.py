@@ -122,6 +122,13 @@ metric_points = Table(
     Column("negative_bucket_counts", ARRAY(BigInteger)),
     Column("quantiles", JSONB, comment="summary points: [{quantile, value}]"),
     Column("flags", BigInteger, nullable=False),
+    Column(
+        "overflow_key",
+        BigInteger,
+        nullable=False,
+        server_default=text("0"),
+        comment="folded into an overflow series: its own series' fingerprint, else 0",
+    ),
     Column("sender_id", BigInteger, comment="senders.id over mTLS, else NULL"),
     postgresql_partition_by="RANGE (time_unix_nano)",
 )
@@ -129,6 +136,7 @@ Index(
     "metric_points_identity",
     metric_points.c.series_id,
     metric_points.c.time_unix_nano,
+    metric_points.c.overflow_key,
     unique=True,
 )
 
@@ -292,6 +300,26 @@ Index(
     saturation_rollups.c.service,
     saturation_rollups.c.resolution,
     saturation_rollups.c.bucket_unix,
+)
+
+# --- cardinality budget (migration 0007) ---------------------------------------------------------
+
+cardinality_known = Table(
+    "cardinality_known",
+    metadata,
+    Column("seq", BigInteger, nullable=False, autoincrement=True, comment="grows in commit order"),
+    Column("kind", Text, primary_key=True, comment="service, operation or edge"),
+    Column("a", Text, primary_key=True, comment="service | service | source"),
+    Column("b", Text, primary_key=True, comment="'' | operation | target"),
+    comment="services, operations and edges the deriver admitted within their caps",
+)
+Index("cardinality_known_seq", cardinality_known.c.seq)
+
+cardinality_usage = Table(
+    "cardinality_usage",
+    metadata,
+    Column("kind", Text, primary_key=True, comment="series"),
+    Column("used", BigInteger, nullable=False, comment="admitted values (overflow rows not)"),
 )
 
 PARTITIONED_TABLES = {"spans": "start_unix_nano", "metric_points": "time_unix_nano"}

@@ -26,6 +26,8 @@ from api.alerting.destinations import Allowlist
 from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
 from collector.auth import IngestTokens
+from collector.cardinality import Caps
+from collector.cardinality_budget import CardinalityBudget
 from collector.decode_pool import DecodePool
 from collector.deriver import Deriver
 from collector.grpc_receiver import OtlpGrpcReceiver
@@ -65,6 +67,9 @@ async def serve(settings: Settings, database: Database) -> None:
     await _maintain_partitions(database, settings, known)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
+    budget = CardinalityBudget(_caps(settings), registry)
+    await budget.load(database.url)
+    known.series_budget = budget.series
     pipeline = IngestPipeline(
         lambda: PostgresWriter.connect(database.url, known), _limits(settings), metrics
     )
@@ -98,7 +103,7 @@ async def serve(settings: Settings, database: Database) -> None:
     await alerting.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
     maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
-    deriving = asyncio.create_task(_derive_loop(database, settings, metrics))
+    deriving = asyncio.create_task(_derive_loop(database, settings, metrics, budget))
     try:
         await _wait_started(web, tasks)
         _settle_garbage_collector()
@@ -203,6 +208,15 @@ def _alerting_config(settings: Settings) -> AlertingConfig:
     )
 
 
+def _caps(settings: Settings) -> Caps:
+    return Caps(
+        services=settings.max_services,
+        operations_per_service=settings.max_operations_per_service,
+        edges=settings.max_edges,
+        series=settings.max_metric_series,
+    )
+
+
 def _retention(settings: Settings) -> RetentionWindow:
     return RetentionWindow(
         span_retention_days=settings.span_retention_days,
@@ -290,9 +304,11 @@ async def _maintenance_loop(database: Database, settings: Settings, known: Known
             log.warning("partition maintenance failed (%s); will retry", exc)
 
 
-async def _derive_loop(database: Database, settings: Settings, metrics: IngestMetrics) -> None:
+async def _derive_loop(
+    database: Database, settings: Settings, metrics: IngestMetrics, budget: CardinalityBudget
+) -> None:
     """Run the deriver every `derive_interval_seconds`, reconnecting after database errors."""
-    deriver = Deriver(settings.pairing_window_seconds)
+    deriver = Deriver(settings.pairing_window_seconds, budget.dimensions)
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(database.url) as conn:
@@ -300,6 +316,7 @@ async def _derive_loop(database: Database, settings: Settings, metrics: IngestMe
                     started = time.perf_counter()
                     stats = await deriver.run_once(conn)
                     metrics.observe_derivation(stats, time.perf_counter() - started)
+                    budget.observe_derivation(stats.folded)
                     await asyncio.sleep(settings.derive_interval_seconds)
         except (psycopg.Error, OSError) as exc:
             log.warning("derivation failed (%s); retrying", exc)

@@ -136,6 +136,39 @@ class Settings(BaseSettings):
             "negative values are ignored)."
         ),
     )
+    max_services: int = Field(
+        2000,
+        ge=0,
+        description=(
+            "Cardinality budget: most distinct graph nodes (services, databases, brokers, "
+            "external hosts) in the derived signals; later ones count as meshlens.overflow. "
+            "0: no cap."
+        ),
+    )
+    max_operations_per_service: int = Field(
+        500,
+        ge=0,
+        description=(
+            "Most distinct operations per service (unnormalised URL paths explode); later ones "
+            "count as the operation meshlens.overflow. 0: no cap."
+        ),
+    )
+    max_edges: int = Field(
+        20_000,
+        ge=0,
+        description=(
+            "Most distinct edges source -> target; a later edge counts as "
+            "meshlens.overflow -> target. 0: no cap."
+        ),
+    )
+    max_metric_series: int = Field(
+        200_000,
+        ge=0,
+        description=(
+            "Most distinct metric series stored; points of later series are stored under "
+            "their metric's overflow series (service meshlens.overflow). 0: no cap."
+        ),
+    )
     max_future_skew_seconds: int = Field(
         86400,
         ge=0,
