@@ -72,6 +72,7 @@ class Authority:
         *,
         organization: str | None = None,
         spiffe_id: str | None = None,
+        other_uris: tuple[str, ...] = (),
         server: bool = False,
         expired: bool = False,
     ) -> Issued:
@@ -97,6 +98,7 @@ class Authority:
         names: list[x509.GeneralName] = []
         if server:
             names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        names += [x509.UniformResourceIdentifier(uri) for uri in other_uris]
         if spiffe_id is not None:
             names.append(x509.UniformResourceIdentifier(spiffe_id))
         if names:

@@ -101,6 +101,12 @@ def test_the_identity_is_the_spiffe_id_else_the_subject(authority: Authority) ->
     )
     plain = authority.issue("payments", "payments", organization="shop")
     assert sender_identity(spiffe.cert.read_bytes()) == "spiffe://cluster.local/ns/shop/sa/cart"
+    behind = authority.issue(
+        "web", "web", other_uris=("https://web.example/",), spiffe_id="spiffe://td/ns/a/sa/web"
+    )
+    assert sender_identity(behind.cert.read_bytes()) == "spiffe://td/ns/a/sa/web"
+    no_spiffe = authority.issue("legacy", "legacy", other_uris=("https://legacy.example/",))
+    assert sender_identity(no_spiffe.cert.read_bytes()) == "CN=legacy"
     assert sender_identity(plain.cert.read_bytes()) == "CN=payments,O=shop"
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
