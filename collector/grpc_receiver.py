@@ -13,7 +13,7 @@ import grpc
 from grpc import aio
 
 from collector.auth import IngestTokens
-from collector.decode import retry_status_details
+from collector.decode import retry_trailers
 from collector.errors import IngestError, RequestTooLarge, RetryableError, Unauthenticated
 from collector.service import OtlpIngest, Signal
 from meshlens.tls import sender_identity
@@ -71,8 +71,7 @@ class OtlpGrpcReceiver:
                 signal, request, as_json=False, transport="grpc", sender=_sender(context)
             )
         except RetryableError as exc:
-            details = retry_status_details(14, str(exc), exc.retry_after)
-            context.set_trailing_metadata((("grpc-status-details-bin", details),))
+            context.set_trailing_metadata(retry_trailers(14, str(exc), exc.retry_after))
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except RequestTooLarge as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

@@ -31,7 +31,7 @@ from collector.decode.wire import (
     encode,
     parse_json,
     parse_protobuf,
-    retry_status_details,
+    retry_trailers,
     status_body,
 )
 from collector.rows import DecodedBatch, ResourceRow
@@ -127,7 +127,7 @@ __all__ = [
     "OtlpDecoder",
     "TimeWindow",
     "metrics_response",
-    "retry_status_details",
+    "retry_trailers",
     "status_body",
     "trace_response",
 ]

@@ -15,6 +15,8 @@ from google.rpc.status_pb2 import Status as PB2Status
 
 from collector.errors import MalformedRequest
 
+Trailer = tuple[str, bytes]
+
 M = TypeVar("M", bound=Message)
 MAX_JSON_DEPTH = 64  # OTLP nests about 12 deep; kvlist values add a few levels each
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
@@ -86,11 +88,20 @@ def status_body(code: int, message: str, *, as_json: bool) -> bytes:
     return encode(PB2Status(code=code, message=message), as_json=as_json)
 
 
-def retry_status_details(code: int, message: str, retry_after_seconds: int) -> bytes:
-    """A serialized `google.rpc.Status` carrying `RetryInfo`, for grpc-status-details-bin."""
+def retry_trailers(code: int, message: str, retry_after_seconds: int) -> tuple[Trailer, ...]:
+    """gRPC trailers asking the client to retry after `retry_after_seconds`.
+
+    The OTLP specification puts `RetryInfo` in the `google.rpc.Status` of the
+    `grpc-status-details-bin` trailer; the OpenTelemetry Python SDK's exporter (1.45) reads
+    only a `google.rpc.retryinfo-bin` trailer holding the `RetryInfo` itself, and without it
+    backs off 1, 2, 4, 8, 16 s whatever the server asked. Both are sent.
+    """
+    retry_info = PB2RetryInfo(retry_delay=PB2Duration(seconds=retry_after_seconds))
     status = PB2Status(code=code, message=message)
     detail = PB2Any()
-    detail.Pack(PB2RetryInfo(retry_delay=PB2Duration(seconds=retry_after_seconds)))
+    detail.Pack(retry_info)
     status.details.append(detail)
-    serialized: bytes = status.SerializeToString()
-    return serialized
+    return (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("google.rpc.retryinfo-bin", retry_info.SerializeToString()),
+    )
