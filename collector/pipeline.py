@@ -153,6 +153,8 @@ class IngestPipeline:
     async def _disconnect(self, writer: PostgresWriter) -> None:
         self._healthy -= 1
         self._metrics.healthy_writers.set(self._healthy)
+        if not self.healthy:  # nobody can write what waits: answer it now, hold nothing
+            self._fail_all(StoreUnavailable("the database is unavailable", self._retry_after))
         with contextlib.suppress(psycopg.Error, OSError):
             await writer.close()
 
