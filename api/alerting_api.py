@@ -426,7 +426,7 @@ async def list_alerts(request: Request) -> a.AlertsResponse:
 @router.get(
     "/alerts/history",
     summary="Alert state transitions, newest first",
-    responses=_errors({400: "Bad limit."}),
+    responses={400: {"model": ErrorResponse, "description": "Bad limit."}},
 )
 async def alert_history(request: Request, limit: LimitParam = None) -> a.HistoryResponse:
     count = _limit(limit)
@@ -437,7 +437,7 @@ async def alert_history(request: Request, limit: LimitParam = None) -> a.History
 @router.get(
     "/notifications",
     summary="Notifications in the outbox with their delivery attempts, newest first",
-    responses=_errors({400: "Bad limit."}),
+    responses={400: {"model": ErrorResponse, "description": "Bad limit."}},
 )
 async def list_notifications(request: Request, limit: LimitParam = None) -> a.NotificationsResponse:
     count = _limit(limit)
