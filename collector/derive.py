@@ -102,8 +102,8 @@ class SpanClassifier:
         key = (
             resource_id,
             service,
-            attributes.get("istio.canonical_service"),
-            attributes.get("istio.namespace"),
+            _key_part(attributes.get("istio.canonical_service")),
+            _key_part(attributes.get("istio.namespace")),
         )
         found = self._services.get(key)
         if found is None:
@@ -112,12 +112,18 @@ class SpanClassifier:
         return found
 
     def _version(self, resource_id: int, attributes: Mapping[str, Any], resource: Any) -> str:
-        key = (resource_id, attributes.get("istio.canonical_revision"))
+        key = (resource_id, _key_part(attributes.get("istio.canonical_revision")))
         found = self._versions.get(key)
         if found is None:
             found = classify.version(attributes, resource) or UNKNOWN_VERSION
             _remember(self._versions, key, found)
         return found
+
+
+def _key_part(value: Any) -> Any:
+    """An attribute value as part of a cache key. Arrays and maps (unhashable) count as absent,
+    as they do for classification, which reads only texts and integers."""
+    return None if isinstance(value, list | dict) else value
 
 
 def _remember(cache: dict[Any, str], key: Any, value: str) -> None:

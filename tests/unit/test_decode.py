@@ -130,6 +130,29 @@ def test_spans_with_an_unknown_status_code_are_rejected_one_by_one(code: int) ->
     assert f"status.code must be 0 to 2 (StatusCode), not {code}" in message
 
 
+@pytest.mark.parametrize(
+    "key", ["istio.canonical_service", "istio.namespace", "istio.canonical_revision"]
+)
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        (AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="v1")])), ["v1"]),
+        (AnyValue(kvlist_value=KeyValueList()), {}),
+    ],
+    ids=["array", "map"],
+)
+def test_arrays_and_maps_where_classification_caches_by_value(
+    key: str, value: AnyValue, stored: object
+) -> None:
+    """The classifier's caches were keyed by these attributes' values: an array or a map
+    (unhashable) raised a TypeError, a 500 for the whole request (found by the decoder fuzz)."""
+    request = _request()
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.add(key=key, value=value)
+    (row,), rejected, _ = _decode(request)
+    assert rejected == 0
+    assert json.loads(str(row["attributes"])) == {key: stored}
+
+
 def test_nul_characters_become_replacement_characters() -> None:
     request = _request(name="a\x00b")
     span = request.resource_spans[0].scope_spans[0].spans[0]
