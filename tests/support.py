@@ -148,7 +148,7 @@ def start_server(
     for attempt in range(3):
         offset = log_path.stat().st_size if log_path.exists() else 0
         try:
-            return _start_server(database_url, log_path, trust, **env)
+            return _start_server(database_url, log_path, None, trust, **env)
         except RuntimeError:
             taken = b"address already in use" in log_path.read_bytes()[offset:]
             if not taken or attempt == 2:
@@ -156,10 +156,23 @@ def start_server(
     raise AssertionError("unreachable")
 
 
+def restart_server(server: RunningServer, **env: str) -> RunningServer:
+    """A new `meshlens serve` on the database and ports of `server`, which has exited (as
+    after a crash), so clients reach it where they reached the old one."""
+    if server.process.poll() is None:
+        raise RuntimeError("the server to replace is still running")
+    ports = (server.grpc_port, server.otlp_http_port, server.web_port)
+    return _start_server(server.database_url, server.log_path, ports, server.trust, **env)
+
+
 def _start_server(
-    database_url: str, log_path: Path, trust: Path | None = None, **env: str
+    database_url: str,
+    log_path: Path,
+    ports: tuple[int, int, int] | None,
+    trust: Path | None = None,
+    **env: str,
 ) -> RunningServer:
-    grpc_port, http_port, web_port = free_port(), free_port(), free_port()
+    grpc_port, http_port, web_port = ports or (free_port(), free_port(), free_port())
     environment = {
         **os.environ,
         "MESHLENS_DATABASE_URL": database_url,
