@@ -15,7 +15,7 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from collector.auth import IngestTokens
-from collector.bodies import check_encoding, read_body
+from collector.bodies import BodyBudget, BodyHold, check_encoding, read_body
 from collector.decode import status_body
 from collector.errors import (
     IngestError,
@@ -39,11 +39,16 @@ class OtlpHttpReceiver:
     """Builds the ASGI app of the OTLP/HTTP port."""
 
     def __init__(
-        self, ingest: OtlpIngest, max_body_bytes: int, tokens: IngestTokens | None = None
+        self,
+        ingest: OtlpIngest,
+        max_body_bytes: int,
+        tokens: IngestTokens | None = None,
+        budget: BodyBudget | None = None,
     ) -> None:
         self._ingest = ingest
         self._limit = max_body_bytes
         self._tokens = tokens or IngestTokens()
+        self._budget = budget or BodyBudget(64 * max_body_bytes, retry_after=1)
 
     def app(self) -> Starlette:
         """The Starlette application serving the OTLP/HTTP paths."""
@@ -72,25 +77,28 @@ class OtlpHttpReceiver:
             self._ingest.refused(signal, "http", "unauthenticated")
             headers = {"WWW-Authenticate": 'Bearer realm="meshlens"'}
             return _error(401, _UNAUTHENTICATED, str(exc), as_json=as_json, headers=headers)
-        try:
-            body = await self._read(request)
-        except IngestError as exc:
-            self._ingest.refused(signal, "http", _reason(exc))
-            return _refusal(exc, as_json)
-        try:
-            answer = await self._ingest.export(
-                signal, body, as_json=as_json, transport="http", sender=_sender(request.scope)
-            )
-        except IngestError as exc:  # counted by OtlpIngest
-            return _refusal(exc, as_json)
+        with self._budget.hold() as hold:  # released once the body is decoded and answered
+            try:
+                body = await self._read(request, hold)
+            except IngestError as exc:
+                self._ingest.refused(signal, "http", _reason(exc))
+                return _refusal(exc, as_json)
+            try:
+                answer = await self._ingest.export(
+                    signal, body, as_json=as_json, transport="http", sender=_sender(request.scope)
+                )
+            except IngestError as exc:  # counted by OtlpIngest
+                return _refusal(exc, as_json)
         return Response(answer, media_type=JSON if as_json else PROTOBUF)
 
-    async def _read(self, request: Request) -> bytes:
+    async def _read(self, request: Request, hold: BodyHold) -> bytes:
         gzipped = check_encoding(request.headers.get("content-encoding", ""))
         length = request.headers.get("content-length", "")
-        if not gzipped and length.isdigit() and int(length) > self._limit:
-            raise RequestTooLarge(f"the body is larger than {self._limit} bytes")
-        return await read_body(request.stream(), gzipped=gzipped, limit=self._limit)
+        if length.isdigit():
+            if not gzipped and int(length) > self._limit:
+                raise RequestTooLarge(f"the body is larger than {self._limit} bytes")
+            hold.grow_to(int(length))  # refused before reading when the budget has no room
+        return await read_body(request.stream(), gzipped=gzipped, limit=self._limit, hold=hold)
 
 
 def _sender(scope: Scope) -> str | None:
@@ -106,6 +114,8 @@ def _reason(exc: IngestError) -> str:
         return "too_large"
     if isinstance(exc, UnsupportedMediaType):
         return "unsupported"
+    if isinstance(exc, Overloaded):
+        return "overloaded"
     return "malformed"
 
 

@@ -26,6 +26,7 @@ from api.alerting.destinations import Allowlist
 from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
 from collector.auth import IngestTokens
+from collector.bodies import BodyBudget
 from collector.cardinality import Caps
 from collector.cardinality_budget import CardinalityBudget
 from collector.decode_pool import DecodePool
@@ -89,7 +90,8 @@ async def serve(settings: Settings, database: Database) -> None:
         (token.get_secret_value() for token in settings.ingest_tokens),
         settings.ingest_tokens_file,
     )
-    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens).app()
+    budget = BodyBudget(settings.body_budget_bytes, settings.retry_after_seconds)
+    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens, budget).app()
     grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes, tokens).server(
         f"{settings.host}:{settings.otlp_grpc_port}",
         tls.grpc_credentials() if tls is not None else None,

@@ -177,6 +177,15 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         20 * MIB, ge=1024, description="OTLP/HTTP body limit, after decompression (413 above)."
     )
+    body_budget_bytes: int = Field(
+        32 * MIB,
+        ge=MIB,
+        description=(
+            "OTLP/HTTP request bodies held at once, over every connection (being received or "
+            "decoded). Above it requests are refused with 429 and Retry-After instead of "
+            "memory growing with the number of senders; a request alone always gets in."
+        ),
+    )
     grpc_max_message_bytes: int = Field(
         4 * MIB, ge=1024, description="OTLP/gRPC message limit (RESOURCE_EXHAUSTED above)."
     )

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from collector.bodies import check_encoding, read_body
-from collector.errors import MalformedRequest, RequestTooLarge, UnsupportedMediaType
+from collector.bodies import BodyBudget, check_encoding, read_body
+from collector.errors import MalformedRequest, Overloaded, RequestTooLarge, UnsupportedMediaType
 
 
 async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
@@ -67,3 +67,39 @@ def test_known_encodings(header: str, gzipped: bool) -> None:
 def test_unknown_encoding() -> None:
     with pytest.raises(UnsupportedMediaType, match="'br'"):
         check_encoding("br")
+
+
+def test_a_body_is_counted_against_the_budget_as_it_arrives_and_given_back() -> None:
+    budget = BodyBudget(10_000, retry_after=3)
+    other = budget.hold()
+    other.grow_to(4_000)
+    with budget.hold() as hold:
+        data = asyncio.run(read_body(_chunks(b"x" * 5_000), gzipped=False, limit=9_000, hold=hold))
+        assert len(data) == 5_000
+        assert budget.held == 9_000
+    assert budget.held == 4_000
+
+
+def test_a_body_past_the_budget_is_overloaded_with_its_retry_delay() -> None:
+    budget = BodyBudget(10_000, retry_after=3)
+    budget.hold().grow_to(6_000)
+    with budget.hold() as hold, pytest.raises(Overloaded) as refused:
+        asyncio.run(read_body(_chunks(b"x" * 5_000), gzipped=False, limit=9_000, hold=hold))
+    assert refused.value.retry_after == 3
+    assert budget.held == 6_000  # what the refused body held is given back
+
+
+def test_inflated_bytes_count_against_the_budget() -> None:
+    budget = BodyBudget(10_000, retry_after=1)
+    budget.hold().grow_to(1)
+    compressed = gzip.compress(b"x" * 50_000)
+    with budget.hold() as hold, pytest.raises(Overloaded):
+        asyncio.run(read_body(_chunks(compressed), gzipped=True, limit=100_000, hold=hold))
+
+
+def test_a_body_alone_is_admitted_past_the_budget() -> None:
+    budget = BodyBudget(1_000, retry_after=1)
+    with budget.hold() as hold:
+        data = asyncio.run(read_body(_chunks(b"x" * 5_000), gzipped=False, limit=9_000, hold=hold))
+    assert len(data) == 5_000
+    assert budget.held == 0
