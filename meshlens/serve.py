@@ -62,6 +62,8 @@ class _QuietServer(uvicorn.Server):
 async def serve(settings: Settings, database: Database) -> None:
     """Run meshlens until SIGINT or SIGTERM."""
     refuse_open_doors(settings)
+    if warning := clear_text_warning(settings):
+        log.warning("%s", warning)
     tls = server_tls(settings)
     await asyncio.to_thread(_migrate, database)
     known = KnownRows()
@@ -90,8 +92,8 @@ async def serve(settings: Settings, database: Database) -> None:
         (token.get_secret_value() for token in settings.ingest_tokens),
         settings.ingest_tokens_file,
     )
-    budget = BodyBudget(settings.body_budget_bytes, settings.retry_after_seconds)
-    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens, budget).app()
+    bodies = BodyBudget(settings.body_budget_bytes, settings.retry_after_seconds)
+    otlp_http = OtlpHttpReceiver(ingest, settings.max_body_bytes, tokens, bodies).app()
     grpc_server = OtlpGrpcReceiver(ingest, settings.grpc_max_message_bytes, tokens).server(
         f"{settings.host}:{settings.otlp_grpc_port}",
         tls.grpc_credentials() if tls is not None else None,
@@ -161,7 +163,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 def refuse_open_doors(settings: Settings) -> None:
     """Listening beyond loopback needs ingest and web-port tokens, or `--insecure`."""
-    if settings.insecure or settings.host in LOOPBACK_HOSTS or settings.host.startswith("127."):
+    if settings.insecure or _loopback(settings.host):
         return
     missing = []
     senders_known = settings.ingest_tokens or settings.ingest_tokens_file is not None
@@ -179,6 +181,21 @@ def refuse_open_doors(settings: Settings) -> None:
             "telemetry. Set them, listen on 127.0.0.1, or pass --insecure "
             "(MESHLENS_INSECURE=true) to accept that."
         )
+
+
+def clear_text_warning(settings: Settings) -> str | None:
+    """What to tell the operator when tokens and telemetry would cross the network unencrypted."""
+    if _loopback(settings.host) or settings.tls_cert_file is not None:
+        return None
+    return (
+        f"listening on {settings.host} without TLS: tokens, telemetry and pages cross the "
+        "network in clear text; set MESHLENS_TLS_CERT_FILE and MESHLENS_TLS_KEY_FILE (and "
+        "MESHLENS_TLS_CLIENT_CA_FILE for mTLS from the sidecars)"
+    )
+
+
+def _loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
 def server_tls(settings: Settings) -> ServerTls | None:

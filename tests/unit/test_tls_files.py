@@ -125,3 +125,15 @@ def test_client_certificates_stand_in_for_ingest_tokens_beyond_loopback(tmp_path
     with pytest.raises(SystemExit, match="MESHLENS_TLS_CLIENT_CA_FILE"):
         refuse_open_doors(Settings(**people))
     refuse_open_doors(Settings(**people, tls_client_ca_file=tmp_path / "ca.pem"))
+
+
+def test_listening_beyond_loopback_without_tls_is_warned_about(tmp_path: Path) -> None:
+    from meshlens.serve import clear_text_warning
+    from meshlens.settings import Settings
+
+    warning = clear_text_warning(Settings(host="0.0.0.0"))
+    assert warning is not None
+    assert "MESHLENS_TLS_CERT_FILE" in warning
+    assert clear_text_warning(Settings(host="127.0.0.1")) is None
+    over_tls = {"tls_cert_file": tmp_path / "c.pem", "tls_key_file": tmp_path / "k.pem"}
+    assert clear_text_warning(Settings(host="0.0.0.0", **over_tls)) is None
