@@ -29,16 +29,9 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.otlp_mutations import mutated, mutated_json, otlp_json
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.otlp_strategies import (
-    fuzz,
-    metrics_requests,
-    mostly,
-    mutated,
-    mutated_json,
-    otlp_json,
-    trace_requests,
-)
+from tests.otlp_strategies import fuzz, metrics_requests, mostly, trace_requests
 from tests.support import RunningServer
 
 NOW = time.time_ns()  # item times are drawn around it: well inside the accepted window

@@ -33,15 +33,8 @@ from collector.derived_points import metric_inbox_rows, saturation_inbox_rows
 from collector.errors import IngestError
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, DecodedBatch
 from meshlens.settings import DEFAULT_SATURATION_METRICS
-from tests.otlp_strategies import (
-    fuzz,
-    json_values,
-    metrics_requests,
-    mutated,
-    mutated_json,
-    otlp_json,
-    trace_requests,
-)
+from tests.otlp_mutations import json_values, mutated, mutated_json, otlp_json
+from tests.otlp_strategies import fuzz, metrics_requests, trace_requests
 
 NOW = 1_800_000_000_000_000_000
 WINDOW = TimeWindow.around(NOW, retention_days=7, future_skew_s=86_400)
