@@ -162,7 +162,10 @@ def _explain(exc: ValidationError) -> str:
 
 
 def _serve(settings: Settings) -> int:
-    from meshlens.database import open_database
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from meshlens.database import DatabaseUnreachable, open_database, unreachable
     from meshlens.embedded_pg import EmbeddedPostgresError
     from meshlens.serve import refuse_open_doors, serve, server_tls
 
@@ -170,21 +173,29 @@ def _serve(settings: Settings) -> int:
     server_tls(settings)  # unusable certificate files too
     try:
         with open_database(settings) as database:
-            _run(serve(settings, database))
-    except EmbeddedPostgresError as exc:
+            try:
+                _run(serve(settings, database))
+            except (OperationalError, psycopg.OperationalError) as exc:  # at start: migrations
+                raise unreachable(database, exc) from None
+    except (EmbeddedPostgresError, DatabaseUnreachable) as exc:
         print(f"meshlens: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def _migrate(settings: Settings) -> int:
-    from meshlens.database import open_database
+    from sqlalchemy.exc import OperationalError
+
+    from meshlens.database import open_database, unreachable
     from meshlens.migrations import upgrade_to_head
 
     with open_database(settings) as database:
         engine = database.sync_engine()
         try:
             upgrade_to_head(engine)
+        except OperationalError as exc:
+            print(f"meshlens: {unreachable(database, exc)}", file=sys.stderr)
+            return 1
         finally:
             engine.dispose()
     print("meshlens: the database schema is at head")

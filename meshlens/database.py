@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -55,3 +57,23 @@ def _plain_url(url: str) -> str:
     if scheme.startswith("postgresql+") or scheme == "postgres":
         return f"postgresql://{rest}"
     return url
+
+
+class DatabaseUnreachable(Exception):
+    """meshlens could not use its database at start; the message holds no password."""
+
+
+def unreachable(database: Database, exc: Exception) -> DatabaseUnreachable:
+    """A start-up failure to reach `database`, said plainly and with any password masked."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    message = " ".join(str(cause).split())
+    try:
+        password = conninfo_to_dict(database.url).get("password")
+    except psycopg.ProgrammingError:
+        password = None
+    if password:
+        message = message.replace(str(password), "***")
+    return DatabaseUnreachable(
+        f"cannot use the database ({message}); check MESHLENS_DATABASE_URL and that "
+        "PostgreSQL is running"
+    )
