@@ -169,9 +169,9 @@ class MetricDecoder:
         counted = kind in ("histogram", "exponential_histogram", "summary")
         temporality = getattr(data, "aggregation_temporality", 0)
         if not 0 <= temporality <= MAX_TEMPORALITY:  # an open enum: any int32 arrives
-            problem = f"aggregation_temporality must be 0 to {MAX_TEMPORALITY}, not {temporality}"
+            undefined = f"aggregation_temporality must be 0 to {MAX_TEMPORALITY}, not {temporality}"
             for _ in points:
-                batch.reject(f"{metric.name}: {problem}")
+                batch.reject(f"{metric.name}: {undefined}")
             return
         monotonic = data.is_monotonic if kind == "sum" else None
         mesh = temporality != 0 and is_mesh_metric(metric.name, series_type, monotonic)
