@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import re
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -206,7 +207,9 @@ async def _save_rule(
 ) -> tuple[a.RuleModel, bool]:
     async with _writing(request) as conn:
         names = set(await a.all_receivers(_service(request), conn))
-        rule: Rule = _validated("the rule", lambda: rule_from_mapping(body, known_receivers=names))
+        rule: Rule = _validated(
+            "the rule", lambda: rule_from_mapping(body, known_receivers=names), _name_problems(body)
+        )
         _refuse_file(request, "rule", rule.name)
         definition = orjson.dumps(rule_to_mapping(rule)).decode()
         row = {"name": rule.name, "definition": definition}
@@ -274,6 +277,7 @@ async def _save_receiver(
 ) -> tuple[a.ReceiverModel, bool]:
     masked = isinstance(body.get("url"), str) and "…" in body["url"]
     given = [a.Problem(path="url", message="url is masked (…): give the whole URL")] * masked
+    given += _name_problems(body)
     receiver: Receiver = _validated("the receiver", lambda: receiver_from_mapping(body), given)
     _refuse_file(request, "receiver", receiver.name)
     row = {"name": receiver.name, "type": receiver.type.value, "url": receiver.url}
@@ -326,6 +330,16 @@ def _validated(what: str, make: Callable[[], T], given: Sequence[a.Problem] = ()
     if given:
         raise InvalidBody(what, given)
     return made
+
+
+def _name_problems(body: Mapping[str, Any]) -> list[a.Problem]:
+    """A name holding control characters could be made but never reached by its path (no
+    route matches a newline): refused."""
+    name = body.get("name")
+    if isinstance(name, str) and any(unicodedata.category(char) == "Cc" for char in name):
+        message = f"name may not hold control characters (such as a newline), got {_shown(name)}"
+        return [a.Problem(path="name", message=message)]
+    return []
 
 
 def _refuse_file(request: Request, kind: str, name: str) -> None:

@@ -130,3 +130,28 @@ def _successful_writes(har: Path) -> dict[str, set[str]]:
 def _operations(server: RunningServer) -> int:
     description = httpx.get(f"{server.web}/openapi.json", headers=AUTH).json()
     return sum(len(methods) for methods in description["paths"].values())
+
+
+@pytest.mark.parametrize(
+    ("what", "body"),
+    [
+        ("receivers", {"name": "on\ncall", "type": "webhook", "url": "https://example.com/h"}),
+        ("rules", {"name": "Slow\tCheckout", "signal": "latency_p95", "scope": "service",
+                   "condition": "> 500"}),
+    ],
+)  # fmt: skip
+def test_names_holding_control_characters_are_refused(
+    api_server: RunningServer, what: str, body: dict[str, object]
+) -> None:
+    """Found exploring what the fuzzing reported: a receiver named `on\\ncall` was made, but no
+    route matches a newline, so it could never be replaced or deleted through the API."""
+    response = httpx.post(f"{api_server.web}/api/v1/{what}", json=body, headers=AUTH)
+
+    assert response.status_code == 400, response.text
+    (problem,) = response.json()["problems"]
+    assert problem["path"] == "name"
+    assert problem["message"].startswith("name may not hold control characters")
+    table = "alert_receivers" if what == "receivers" else "alert_rules"
+    assert api_server.query(f"SELECT count(*) FROM {table} WHERE name = %s", (body["name"],)) == [
+        (0,)
+    ]
