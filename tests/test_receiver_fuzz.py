@@ -159,7 +159,7 @@ def assert_still_serving(server: RunningServer) -> None:
     is stored and derived into an edge (the derivation loop survived what was stored)."""
     assert server.process.poll() is None
     assert "Traceback" not in server.log()
-    assert _gauge(server, "meshlens_ingest_healthy_writers") == 2
+    assert _sample(server, "meshlens_ingest_healthy_writers") == 2
     trace_id, client_id = new_ids()
     caller, callee = f"fuzz-caller-{os.urandom(3).hex()}", f"fuzz-callee-{os.urandom(3).hex()}"
     pair = spans_request(
@@ -177,7 +177,11 @@ def assert_still_serving(server: RunningServer) -> None:
         if any(e["source"] == caller and e["target"] == callee for e in edges):
             return
         time.sleep(0.5)
-    raise AssertionError(f"no edge {caller} -> {callee} derived within 60 s:\n{server.log()}")
+    passes = _sample(server, "meshlens_derive_run_seconds_count")  # still growing: alive
+    raise AssertionError(
+        f"no edge {caller} -> {callee} derived within 60 s ({passes:g} derivation passes "
+        f"so far):\n{server.log()}"
+    )
 
 
 def post(server: RunningServer, path: str, body: bytes) -> httpx.Response:
@@ -189,7 +193,7 @@ def spans_stored(server: RunningServer, trace_id: bytes) -> list[bytes]:
     return [span_id for (span_id,) in server.query(query, (trace_id,))]
 
 
-def _gauge(server: RunningServer, name: str) -> float:
+def _sample(server: RunningServer, name: str) -> float:
     text = httpx.get(server.web + "/metrics", timeout=10).text
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
