@@ -294,6 +294,7 @@ def test_trace_example_is_stored_field_by_field(server: RunningServer) -> None:
         "links": None,
         "resource_service": "my.service",
         "resource_attributes": EXAMPLE_RESOURCE,
+        "sender_id": None,  # no client certificate: plain HTTP
     }
 
 
@@ -640,6 +641,7 @@ def test_snake_case_field_names_are_accepted(server: RunningServer) -> None:
         "links": None,
         "resource_service": "my.service",
         "resource_attributes": EXAMPLE_RESOURCE,
+        "sender_id": None,  # no client certificate: plain HTTP
     }
 
     metrics, offset = load("metrics.json"), recent_offset()
