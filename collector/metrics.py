@@ -76,6 +76,13 @@ class IngestMetrics:
             "Server halves whose client half never arrived within the pairing window.",
             registry=registry,
         )
+        self.derive_failures = Counter(
+            "meshlens_derive_failures",
+            "Derivation passes that failed and are retried, by reason: database (PostgreSQL "
+            "unreachable or an error it raised) or unexpected (a bug: the log has its traceback).",
+            ["reason"],
+            registry=registry,
+        )
         self.derive_seconds = Histogram(
             "meshlens_derive_run_seconds",
             "Time of one derivation pass (pairing and folding into rollups).",

@@ -70,7 +70,7 @@ async def serve(settings: Settings, database: Database) -> None:
     await _maintain_partitions(database, settings, known)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
-    budget = CardinalityBudget(_caps(settings), registry)
+    budget = CardinalityBudget(cardinality_caps(settings), registry)
     await budget.load(database.url)
     known.series_budget = budget.series
     pipeline = IngestPipeline(
@@ -107,7 +107,7 @@ async def serve(settings: Settings, database: Database) -> None:
     await alerting.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
     maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
-    deriving = asyncio.create_task(_derive_loop(database, settings, metrics, budget))
+    deriving = asyncio.create_task(derive_loop(database, settings, metrics, budget))
     try:
         await _wait_started(web, tasks)
         _settle_garbage_collector()
@@ -227,7 +227,7 @@ def _alerting_config(settings: Settings) -> AlertingConfig:
     )
 
 
-def _caps(settings: Settings) -> Caps:
+def cardinality_caps(settings: Settings) -> Caps:
     return Caps(
         services=settings.max_services,
         operations_per_service=settings.max_operations_per_service,
@@ -321,13 +321,23 @@ async def _maintenance_loop(database: Database, settings: Settings, known: Known
             await _maintain_partitions(database, settings, known)
         except (psycopg.Error, OSError) as exc:
             log.warning("partition maintenance failed (%s); will retry", exc)
+        except Exception:
+            log.exception("partition maintenance failed unexpectedly; will retry")
 
 
-async def _derive_loop(
-    database: Database, settings: Settings, metrics: IngestMetrics, budget: CardinalityBudget
+async def derive_loop(
+    database: Database,
+    settings: Settings,
+    metrics: IngestMetrics,
+    budget: CardinalityBudget,
+    deriver: Deriver | None = None,
 ) -> None:
-    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors."""
-    deriver = Deriver(settings.pairing_window_seconds, budget.dimensions)
+    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors.
+
+    Whatever a pass raises is logged and counted, and the pass retried: derivation never stops
+    silently (what a failed pass took is rolled back with its transaction).
+    """
+    deriver = deriver or Deriver(settings.pairing_window_seconds, budget.dimensions)
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(database.url) as conn:
@@ -338,8 +348,12 @@ async def _derive_loop(
                     budget.observe_derivation(stats.folded)
                     await asyncio.sleep(settings.derive_interval_seconds)
         except (psycopg.Error, OSError) as exc:
+            metrics.derive_failures.labels("database").inc()
             log.warning("derivation failed (%s); retrying", exc)
-            await asyncio.sleep(settings.derive_interval_seconds)
+        except Exception:
+            metrics.derive_failures.labels("unexpected").inc()
+            log.exception("derivation failed unexpectedly; retrying")
+        await asyncio.sleep(settings.derive_interval_seconds)
 
 
 async def _maintain_partitions(database: Database, settings: Settings, known: KnownRows) -> None:
