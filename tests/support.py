@@ -140,6 +140,19 @@ class RunningServer:
             return conn.execute(sql, params).fetchall()
 
 
+def run_meshlens(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`meshlens ARGS` run to its end from the repository, output captured as text (for
+    commands that exit by themselves: refusals, checks, --help)."""
+    return subprocess.run(
+        [sys.executable, "-m", "meshlens.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+
+
 def start_server(
     database_url: str, log_path: Path, *, trust: Path | None = None, **env: str
 ) -> RunningServer:

@@ -4,14 +4,12 @@ signs in once and gets a session cookie, and a cookie cannot be used by another 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
 
 READ = "read-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
@@ -110,13 +108,7 @@ def test_tokens_never_reach_the_log(server: RunningServer) -> None:
 def test_listening_beyond_loopback_needs_tokens_or_insecure(database_url: str) -> None:
     env = {**os.environ, "MESHLENS_DATABASE_URL": database_url, "MESHLENS_HOST": "0.0.0.0"}
     env.pop("MESHLENS_API_TOKENS", None)
-    refused = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = run_meshlens("serve", env=env)
     assert refused.returncode != 0
     assert "refusing to listen on 0.0.0.0" in refused.stderr
     assert "MESHLENS_INGEST_TOKENS" in refused.stderr

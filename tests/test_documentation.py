@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import psycopg
 from sqlalchemy import inspect
 
@@ -14,7 +11,7 @@ from meshlens.database import Database
 from meshlens.migrations import current_revision, head_revision, upgrade_to_head
 from meshlens.schema import metadata
 from meshlens.settings import Settings
-from tests.support import REPO
+from tests.support import REPO, run_meshlens
 
 
 def test_every_setting_is_in_the_readme() -> None:
@@ -24,12 +21,9 @@ def test_every_setting_is_in_the_readme() -> None:
 
 
 def test_every_setting_is_in_serve_help() -> None:
-    help_text = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = run_meshlens("serve", "--help")
+    assert shown.returncode == 0, shown.stderr
+    help_text = shown.stdout
     for name, field in Settings.model_fields.items():
         assert f"--{name.replace('_', '-')}" in help_text
         assert f"MESHLENS_{name.upper()}" in help_text.replace("\n", "").replace(" ", "")
@@ -37,11 +31,7 @@ def test_every_setting_is_in_serve_help() -> None:
 
 
 def test_bad_setting_is_a_clear_error() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "serve", "--otlp-http-port", "ninety"],
-        capture_output=True,
-        text=True,
-    )
+    result = run_meshlens("serve", "--otlp-http-port", "ninety")
     assert result.returncode == 2
     assert "otlp_http_port (MESHLENS_OTLP_HTTP_PORT)" in result.stderr
 

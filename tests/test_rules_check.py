@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import REPO
+from tests.support import REPO, run_meshlens
 
 RULES = Path("tests") / "testdata" / "rules"  # relative: the output names files as given
 PROBLEM_LINE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.+)")
@@ -17,14 +16,7 @@ PROBLEM_LINE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+):(?P<column>\d+): (?P<m
 def check(
     *files: str | Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "rules", "check", *map(str, files)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        timeout=60,
-    )
+    return run_meshlens("rules", "check", *map(str, files), env=env)
 
 
 def test_a_valid_file_passes_with_a_summary() -> None:
@@ -88,12 +80,6 @@ def test_settings_do_not_matter_to_rules_check() -> None:
 
 
 def test_rules_without_an_action_shows_usage() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "rules"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    result = run_meshlens("rules")
     assert result.returncode == 2
     assert "check" in result.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 
 from meshlens.database import Database, unreachable
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
 
 PASSWORD = "db-Passw0rd-4f9c1e"
 INGEST = "ingest-token-7d1b0c9a4e"
@@ -105,13 +103,7 @@ def test_an_unreachable_database_is_said_plainly_without_its_password(command: s
         **os.environ,
         "MESHLENS_DATABASE_URL": f"postgresql://postgres:{PASSWORD}@127.0.0.1:1/meshlens",
     }
-    failed = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    failed = run_meshlens(command, env=env)
     assert failed.returncode == 1
     assert "cannot use the database" in failed.stderr
     assert "Traceback" not in failed.stderr

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import ssl
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,7 +31,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
 from tests.tls_certs import (
     Authority,
     Issued,
@@ -109,13 +107,7 @@ def test_serve_refuses_to_start_with_unusable_tls_files(
     env = {**os.environ, "MESHLENS_TLS_CERT_FILE": str(folder / files[0])}
     if files[1] is not None:
         env["MESHLENS_TLS_KEY_FILE"] = str(folder / files[1])
-    refused = subprocess.run(
-        [sys.executable, "-m", "meshlens.cli", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = run_meshlens("serve", env=env)
     assert refused.returncode != 0
     assert message in refused.stderr
 
