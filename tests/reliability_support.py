@@ -19,9 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import httpx
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
 )
@@ -32,9 +30,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Tracer
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import RunningServer
+from tests.support import RunningServer, rss_bytes
 
 SpanKey = tuple[bytes, bytes]  # (trace_id, span_id) as stored
 MIB = 1024 * 1024
@@ -232,18 +229,6 @@ class RssSampler:
                 self.samples.append(rss)
 
 
-def rss_bytes(pid: int) -> int | None:
-    """VmRSS of `pid`; None once it has exited."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None  # a zombie has no VmRSS
-
-
 def stored_counts(server: RunningServer, services: Sequence[str]) -> Counter[SpanKey]:
     """How many times each span of `services` is stored."""
     rows = server.query(
@@ -260,14 +245,3 @@ def assert_stored_once(stored: Counter[SpanKey], expected: Sequence[SpanKey]) ->
     twice = {key: n for key, n in stored.items() if n > 1}
     assert not missing, f"{len(missing)} acknowledged spans are not stored"
     assert not twice, f"{len(twice)} spans are stored more than once"
-
-
-def metric_total(server: RunningServer, sample: str, **labels: str) -> float:
-    """The sum of `sample` in /metrics over the series matching `labels`."""
-    text = httpx.get(f"{server.web}/metrics", timeout=10).text
-    return sum(
-        s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
-    )

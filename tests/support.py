@@ -25,6 +25,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client.parser import text_string_to_metric_families
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 REPO = Path(__file__).resolve().parent.parent
@@ -264,3 +265,26 @@ def sdk_provider(server: RunningServer, name: str, version: str) -> TracerProvid
     exporter = OTLPSpanExporter(endpoint=f"{server.otlp_http}/v1/traces", timeout=10)
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
     return provider
+
+
+def rss_bytes(pid: int) -> int | None:
+    """VmRSS of `pid`; None once it has exited."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None  # a zombie has no VmRSS
+
+
+def metric_total(server: RunningServer, sample: str, **labels: str) -> float:
+    """The sum of `sample` in /metrics over the series matching `labels`."""
+    text = httpx.get(f"{server.web}/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    )

@@ -13,7 +13,6 @@ import os
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import grpc
 import httpx
@@ -39,7 +38,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import RunningServer
+from tests.support import RunningServer, rss_bytes
 
 MIB = 1024 * 1024
 LIMIT = 20 * MIB  # meshlens's default max_body_bytes
@@ -128,10 +127,9 @@ def json_status(response: httpx.Response) -> dict[str, object]:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no VmRSS for process {pid}")
+    rss = rss_bytes(pid)
+    assert rss is not None, f"no VmRSS for process {pid}"
+    return rss // 1024
 
 
 def refused_requests(server: RunningServer) -> dict[tuple[str, str, str], float]:

@@ -19,7 +19,6 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.metric_payloads import MetricSpec, Point, istio_labels, metrics_request
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
@@ -27,6 +26,7 @@ from tests.support import (
     FAST_DERIVATION,
     DatabaseFactory,
     RunningServer,
+    metric_total,
     start_server,
     stop_server,
 )
@@ -133,14 +133,7 @@ def _wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
 
 def _metric(servers: list[RunningServer], name: str, kind: str) -> float:
     """The sum over `servers` of the sample `name`{kind=...} on their /metrics."""
-    total = 0.0
-    for server in servers:
-        text = httpx.get(f"{server.web}/metrics", timeout=5).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and sample.labels.get("kind") == kind:
-                    total += sample.value
-    return total
+    return sum(metric_total(server, name, kind=kind) for server in servers)
 
 
 def _get(server: RunningServer, path: str) -> Any:

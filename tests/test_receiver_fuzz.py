@@ -27,12 +27,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceResponse,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.otlp_mutations import mutated, mutated_json, otlp_json
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
 from tests.otlp_strategies import fuzz, metrics_requests, mostly, trace_requests
-from tests.support import RunningServer
+from tests.support import RunningServer, metric_total
 
 NOW = time.time_ns()  # item times are drawn around it: well inside the accepted window
 PATHS = {"/v1/traces": "traces", "/v1/metrics": "metrics"}
@@ -159,7 +158,7 @@ def assert_still_serving(server: RunningServer) -> None:
     is stored and derived into an edge (the derivation loop survived what was stored)."""
     assert server.process.poll() is None
     assert "Traceback" not in server.log()
-    assert _sample(server, "meshlens_ingest_healthy_writers") == 2
+    assert metric_total(server, "meshlens_ingest_healthy_writers") == 2
     trace_id, client_id = new_ids()
     caller, callee = f"fuzz-caller-{os.urandom(3).hex()}", f"fuzz-callee-{os.urandom(3).hex()}"
     pair = spans_request(
@@ -177,7 +176,7 @@ def assert_still_serving(server: RunningServer) -> None:
         if any(e["source"] == caller and e["target"] == callee for e in edges):
             return
         time.sleep(0.5)
-    passes = _sample(server, "meshlens_derive_run_seconds_count")  # still growing: alive
+    passes = metric_total(server, "meshlens_derive_run_seconds_count")  # still growing: alive
     raise AssertionError(
         f"no edge {caller} -> {callee} derived within 60 s ({passes:g} derivation passes "
         f"so far):\n{server.log()}"
@@ -191,15 +190,6 @@ def post(server: RunningServer, path: str, body: bytes) -> httpx.Response:
 def spans_stored(server: RunningServer, trace_id: bytes) -> list[bytes]:
     query = "SELECT span_id FROM spans WHERE trace_id = %s ORDER BY span_id"
     return [span_id for (span_id,) in server.query(query, (trace_id,))]
-
-
-def _sample(server: RunningServer, name: str) -> float:
-    text = httpx.get(server.web + "/metrics", timeout=10).text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    raise AssertionError(f"/metrics has no {name}")
 
 
 # --- what PostgreSQL cannot hold is rejected alone -----------------------------------------------

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.otlp_payloads import string_attribute, trace_request
-from tests.reliability_support import RSS_LIMIT_MIB, RssSampler, metric_total
-from tests.support import RunningServer, running_server, unique_names
+from tests.reliability_support import RSS_LIMIT_MIB, RssSampler
+from tests.support import RunningServer, metric_total, running_server, unique_names
 
 SENDERS = 96
 BODY_BYTES = 4 * 1024 * 1024  # 96 bodies of 4 MiB: 384 MiB if all were held at once

@@ -30,10 +30,16 @@ from tests.reliability_support import (
     assert_stored_once,
     exporters,
     http_exporter,
-    metric_total,
     stored_counts,
 )
-from tests.support import RunningServer, restart_server, start_server, stop_server, unique_names
+from tests.support import (
+    RunningServer,
+    metric_total,
+    restart_server,
+    start_server,
+    stop_server,
+    unique_names,
+)
 
 KILLS = 3
 SPANS_BETWEEN_KILLS = 4_000

@@ -32,10 +32,15 @@ from tests.reliability_support import (
     SdkLoad,
     assert_stored_once,
     exporters,
-    metric_total,
     stored_counts,
 )
-from tests.support import RunningServer, reachable_temp_dir, running_server, unique_names
+from tests.support import (
+    RunningServer,
+    metric_total,
+    reachable_temp_dir,
+    running_server,
+    unique_names,
+)
 
 OUTAGE_SECONDS = 30
 RETRY_AFTER_SECONDS = 10

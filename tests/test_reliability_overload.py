@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from tests.otlp_payloads import trace_request
-from tests.reliability_support import RSS_LIMIT_MIB, RssSampler, metric_total
-from tests.support import RunningServer, running_server, unique_names
+from tests.reliability_support import RSS_LIMIT_MIB, RssSampler
+from tests.support import RunningServer, metric_total, running_server, unique_names
 
 CONNECTIONS = 128
 REQUESTS_PER_CONNECTION = 3
