@@ -22,18 +22,18 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.alerting import store
-from api.alerting.destinations import mask_url
-from api.alerting.durations import DurationError, parse_duration
-from api.alerting.grouping import group_key
-from api.alerting.model import Alert, Matcher, Notification, Receiver, Rule, Silence
-from api.alerting.rules_file import (
+from alerting import store
+from alerting.destinations import mask_url
+from alerting.grouping import group_key
+from alerting.model import Alert, Matcher, Notification, Receiver, Rule, Silence
+from alerting.rules_file import (
     RulesFileError,
     receiver_from_mapping,
     rule_from_mapping,
     rule_to_mapping,
 )
-from api.alerting.service import AlertingService
+from alerting.service import AlertingService
+from meshlens.durations import DurationError, parse_duration
 
 UtcTime = Annotated[dt.datetime, AfterValidator(lambda moment: moment.astimezone(dt.UTC))]
 """Times are answered in UTC (`Z`), whatever the database session's time zone."""

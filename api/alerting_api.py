@@ -2,7 +2,7 @@
 silences, current alerts, their history, and notifications with every delivery attempt.
 
 Rules and receivers from MESHLENS_RULES_FILE are listed too, read-only (409 on a change).
-Bodies are JSON objects in the rules file's format, validated by `api.alerting.rules_file`: a
+Bodies are JSON objects in the rules file's format, validated by `alerting.rules_file`: a
 400 lists every problem (`{"status", "message", "problems": [{"path", "message"}]}`). Changes
 to rules and receivers take a transaction-level advisory lock, so a rule cannot start naming a
 receiver being deleted. Answers and the reads behind them live in `api.alerting_answers`.
@@ -27,18 +27,18 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import alerting_answers as a
-from api.alerting.delivery import Outcome, deliver
-from api.alerting.formats import render
-from api.alerting.model import Receiver, Rule, Silence
-from api.alerting.rules_file import (
+from alerting.delivery import Outcome, deliver
+from alerting.formats import render
+from alerting.model import Receiver, Rule, Silence
+from alerting.rules_file import (
     RulesFileError,
     receiver_from_mapping,
     rule_from_mapping,
     rule_to_mapping,
 )
-from api.alerting.service import AlertingService
-from api.alerting.store import insert_silence
+from alerting.service import AlertingService
+from alerting.store import insert_silence
+from api import alerting_answers as a
 from api.schemas import ErrorResponse
 from api.v1 import ApiError, _connection
 

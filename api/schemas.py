@@ -1,14 +1,14 @@
 """Response models of the JSON API (`/api/v1`): the contract, documented field by field.
 
-Built from the query layer's dataclasses (`api.results`) by the `from_*` functions below.
+Built from the query layer's dataclasses (`meshlens.read.results`) by the `from_*` functions below.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from api import results
-from api.windows import Series, Window, rfc3339
+from meshlens.read import results
+from meshlens.read.windows import Series, Window, rfc3339
 
 
 class LatencyMs(BaseModel):

@@ -1,6 +1,6 @@
 """The JSON API, `/api/v1`: services, graph, one service, its series, and mTLS coverage.
 
-Endpoints parse parameters (`api.windows`), call the query layer (`api.queries`) on one
+Endpoints parse parameters (`read.windows`), call the query layer (`read.queries`) on one
 connection, and shape the answer (`api.schemas`). Bad input is a 400 (window, end, step) or a
 404 (a name never seen in a rollup), as JSON `{"status", "message"}`; a database that does not
 answer is a 503. The engine and the clock come from `app.state` (set by `create_app`).
@@ -18,10 +18,10 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import queries
 from api import schemas as s
 from api.connection import DatabaseUnavailable, read_only
-from api.windows import Series, Window, WindowError, series_for, window_for
+from meshlens.read import queries
+from meshlens.read.windows import Series, Window, WindowError, series_for, window_for
 
 
 class ApiError(Exception):

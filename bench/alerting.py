@@ -10,7 +10,7 @@
 2. Loads `--rules` rules, written as an operator would (fleet-wide, per team by regex, per
    service, edge and version; windows 5m to 1h; `for` 0 or 2m; min_requests), with two
    webhook receivers, through `load_rules_text` as a rules file would be.
-3. Runs `--rounds` rounds of `api.alerting.evaluation.evaluate`, each on its own transaction
+3. Runs `--rounds` rounds of `alerting.evaluation.evaluate`, each on its own transaction
    as meshlens serve runs them (`SET LOCAL jit = off` first), at `now` 30 s apart starting
    now, timing each, with the time spent reading (queries), computing values, in the alerts'
    states and in notifications measured on the side. Then one more round, profiled and
@@ -50,12 +50,10 @@ if not __package__:  # run as `python bench/alerting.py`: import `bench` from th
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api import queries
-from api.alerting import evaluation, store
-from api.alerting.model import Rule
-from api.alerting.readings import Instance, Readings
-from api.alerting.rules_file import load_rules_text
-from api.results import Graph, Signals
+from alerting import evaluation, store
+from alerting.model import Rule
+from alerting.readings import Instance, Readings
+from alerting.rules_file import load_rules_text
 from bench.alerting_data import (
     RECEIVERS,
     Figures,
@@ -68,6 +66,8 @@ from bench.api_report import environment
 from bench.database import bench_database, postgres_answers, redacted
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
+from meshlens.read import queries
+from meshlens.read.results import Graph, Signals
 from tests.support import MACHINE_POSTGRES
 
 TARGET_SECONDS = 2.0
@@ -81,7 +81,7 @@ T = TypeVar("T")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Time alert evaluation rounds (api.alerting.evaluation.evaluate) with "
+        description="Time alert evaluation rounds (alerting.evaluation.evaluate) with "
         "--rules rules over --services services' rollups.",
     )
     add = parser.add_argument

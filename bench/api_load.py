@@ -21,7 +21,6 @@ from typing import Any
 import psycopg
 from psycopg import AsyncConnection
 
-from api.windows import bucket_ranges
 from bench.api_traces import TOKEN, Template
 from bench.templates import id_prefix
 from collector.decode import OtlpDecoder, TimeWindow
@@ -30,6 +29,7 @@ from collector.deriver import Deriver, DeriveStats
 from collector.rows import ResourceRow, SpanRow
 from collector.writer import KnownRows, PostgresWriter, WriteBatch
 from meshlens import partitions
+from meshlens.read.windows import bucket_ranges
 
 WRITERS = 2  # meshlens serve's default writer connections
 REQUESTS_PER_BATCH = 5  # about 5,000 spans per commit, as group commit makes under load
@@ -232,7 +232,7 @@ def vacuum_rollups(url: str) -> float:
 
 def database_figures(url: str, end_unix: int) -> dict[str, Any]:
     """Row counts and sizes of what the API reads and of the raw spans, and the rollup rows
-    a 15 m and a 24 h window ending at `end_unix` read (as `api.rollup_sql` selects them)."""
+    a 15 m and a 24 h window ending at `end_unix` read (as `read.rollup_sql` selects them)."""
     figures: dict[str, Any] = {"rows_read": {}}
     with psycopg.connect(url) as conn:
         for window, seconds in (("15m", 900), ("24h", 86_400)):

@@ -23,7 +23,7 @@ from meshlens.signals.histogram import LatencyHistogram
 
 RESOLUTIONS = (60, 600, 3600)
 """Rollup resolutions in seconds: minute, 10-minute and hour rows. The API covers a window with
-the coarsest rows that fit (`api.windows.RESOLUTIONS`, the same list coarsest first)."""
+the coarsest rows that fit (`meshlens.read.windows.RESOLUTIONS`, the same list coarsest first)."""
 
 # (table, resolution, bucket, key...) -> signals; the key columns depend on the table
 FoldKey = tuple[str, int, int, str, str, str, str]

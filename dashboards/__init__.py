@@ -1,1 +1,1 @@
-"""Web dashboards: overview, service map, service, mTLS and alerts pages, from `api.queries`."""
+"""Web dashboards: overview, service map, service, mTLS and alerts pages, from `read.queries`."""

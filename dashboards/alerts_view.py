@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alerting.service import AlertingService
 from api import alerting_answers as answers
-from api.alerting.durations import format_duration
-from api.alerting.service import AlertingService
 from dashboards import formatting
+from meshlens.durations import format_duration
 
 Context = dict[str, Any]
 SHOWN = 50

@@ -1,6 +1,6 @@
 """Where the service map puts its nodes: the focus filter and a layered left-to-right layout.
 
-Pure functions of an `api.results.Graph` (no I/O), computed server-side with networkx.
+Pure functions of an `meshlens.read.results.Graph` (no I/O), computed server-side with networkx.
 
 The layout is a small Sugiyama-style one:
 
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from api.results import Graph
+from meshlens.read.results import Graph
 
 CLIENT = "client"
 """The node type that always starts the map (layer 0)."""

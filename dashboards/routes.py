@@ -16,13 +16,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.alerting.service import AlertingService
+from alerting.service import AlertingService
 from api.connection import DatabaseUnavailable, read_only
-from api.windows import WindowError
 from dashboards import alerts_view, signin, views
 from dashboards.onboarding import Endpoints, snippets
 from dashboards.rendering import SECURITY_HEADERS, page
 from dashboards.time_range import PRESETS, REFRESH, TimeRange, time_range
+from meshlens.read.windows import WindowError
 
 STATIC = Path(__file__).parent / "static"
 PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from api.results import Edge, Mtls, Node, Share, Signals
 from dashboards.health import SEVERITY, health
+from meshlens.read.results import Edge, Mtls, Node, Share, Signals
 
 
 def mtls_state(mtls: Mtls) -> str:

@@ -30,11 +30,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import quote
 
-from api.results import Edge, Graph, Mtls, Node, Signals
 from dashboards.charts import plotly_text
 from dashboards.formatting import ms, percent, rate
 from dashboards.health import BAD_ERROR_RATE, HEALTH_COLOURS, WARN_ERROR_RATE, Health, health
 from dashboards.layout import Position, focus, layered_positions
+from meshlens.read.results import Edge, Graph, Mtls, Node, Signals
 
 __all__ = [
     "BAD_ERROR_RATE",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from api.windows import Series, Window, WindowError, rfc3339, series_for, window_for
+from meshlens.read.windows import Series, Window, WindowError, rfc3339, series_for, window_for
 
 PRESETS = (("15m", "15 minutes"), ("1h", "1 hour"), ("6h", "6 hours"), ("24h", "24 hours"))
 REFRESH = (("off", "off"), ("10s", "10 s"), ("30s", "30 s"), ("1m", "1 min"))

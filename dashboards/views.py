@@ -1,6 +1,6 @@
 """What each page shows: the query layer's results turned into template contexts.
 
-Every function reads through `api.queries` on one read-only connection, never SQL of its own.
+Every function reads through `read.queries` on one read-only connection, never SQL of its own.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import queries
-from api.results import Edge, Mtls, MtlsPoint, SeriesPoint, Signals
 from dashboards import charts, rows
 from dashboards import service_map as drawing
 from dashboards.charts import Line
 from dashboards.time_range import TimeRange
+from meshlens.read import queries
+from meshlens.read.results import Edge, Mtls, MtlsPoint, SeriesPoint, Signals
 
 Context = dict[str, Any]
 MAX_COVERAGE_LINES = 8

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 from starlette.types import ASGIApp
 
+from alerting.destinations import Allowlist
+from alerting.service import AlertingConfig, AlertingService
 from api.access import AccessControl, AccessError, AccessTokens
-from api.alerting.destinations import Allowlist
-from api.alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
 from collector.auth import IngestTokens
 from collector.bodies import BodyBudget

@@ -268,7 +268,7 @@ class Settings(BaseSettings):
     @classmethod
     def _interval(cls, value: object) -> object:
         if isinstance(value, str) and value.strip() and value.strip()[-1].isalpha():
-            from api.alerting.durations import parse_duration  # light: `re` only
+            from meshlens.durations import parse_duration  # light: `re` only
 
             return parse_duration(value)  # DurationError is a ValueError: a settings error
         return value
@@ -279,7 +279,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # the environment variable or the flag: comma-separated
             value = [entry.strip() for entry in value.split(",") if entry.strip()]
         if isinstance(value, list) and value:
-            from api.alerting.destinations import Allowlist
+            from alerting.destinations import Allowlist
 
             Allowlist.parse(str(entry) for entry in value)  # AllowlistError names a bad entry
         return value

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from api.alerting.delivery import (
+from alerting.delivery import (
     USER_AGENT,
     Attempt,
     Outcome,
@@ -21,7 +21,7 @@ from api.alerting.delivery import (
     make_client,
     parse_retry_after,
 )
-from api.alerting.destinations import (
+from alerting.destinations import (
     Allowlist,
     AllowlistError,
     DestinationRefused,
@@ -32,14 +32,14 @@ from api.alerting.destinations import (
     refusal,
     system_resolve,
 )
-from api.alerting.formats import (
+from alerting.formats import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Message,
     render,
     verify_signature,
 )
-from api.alerting.model import Alert, Notification, Receiver, ReceiverType
+from alerting.model import Alert, Notification, Receiver, ReceiverType
 from tests.webhook_sinks import Reply, WebhookSink
 
 LOCAL = Allowlist.parse(["127.0.0.1"])

@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from api.results import Edge, Graph, Latency, Mtls, Node, Signals
 from dashboards.service_map import (
     HEALTH_COLOURS,
     focus,
@@ -19,6 +18,7 @@ from dashboards.service_map import (
     map_figure,
     plotly_text,
 )
+from meshlens.read.results import Edge, Graph, Latency, Mtls, Node, Signals
 
 SECONDS = 60.0
 TYPES = {

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.alerting.formats import (
+from alerting.formats import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     ZERO_TIME,
@@ -23,7 +23,7 @@ from api.alerting.formats import (
     rfc3339,
     verify_signature,
 )
-from api.alerting.model import Alert, Notification, Receiver, ReceiverType, fingerprint
+from alerting.model import Alert, Notification, Receiver, ReceiverType, fingerprint
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
 CHAT_TYPES = [t for t in ReceiverType if t is not ReceiverType.WEBHOOK]

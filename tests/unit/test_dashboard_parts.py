@@ -5,12 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from api.results import Mtls, Node, Signals
-from api.windows import WindowError
 from dashboards import charts, formatting, rows
 from dashboards.health import health
 from dashboards.onboarding import Endpoints, snippets
 from dashboards.time_range import time_range
+from meshlens.read.results import Mtls, Node, Signals
+from meshlens.read.windows import WindowError
 
 NOW = 1_790_000_000.0
 

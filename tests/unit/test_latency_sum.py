@@ -1,4 +1,4 @@
-"""`api.results.Latency` (histograms summed for an answer) agrees with `LatencyHistogram`."""
+"""`read.results.Latency` (histograms summed for an answer) agrees with `LatencyHistogram`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.results import Latency, top_reason
+from meshlens.read.results import Latency, top_reason
 from meshlens.signals.histogram import MAX_KEY, LatencyHistogram
 
 histograms = st.dictionaries(
@@ -19,7 +19,7 @@ def _arrays(histogram: LatencyHistogram) -> tuple[list[int], list[int]]:
 
 
 def _text(histograms: list[LatencyHistogram]) -> str:
-    """As `api.rollup_sql` sends them: PostgreSQL array literals, keys then counts, per row."""
+    """As `read.rollup_sql` sends them: PostgreSQL array literals, keys then counts, per row."""
     literal = "{{{}}}".format
     pairs = []
     for histogram in histograms:

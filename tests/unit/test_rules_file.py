@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from api.alerting.durations import DurationError, format_duration, parse_duration
-from api.alerting.model import (
+from alerting.model import (
     Grouping,
     Matcher,
     MetricQuery,
@@ -20,7 +19,7 @@ from api.alerting.model import (
     Scope,
     Signal,
 )
-from api.alerting.rules_file import (
+from alerting.rules_file import (
     Problem,
     RulesFileError,
     RulesFileWatcher,
@@ -33,6 +32,7 @@ from api.alerting.rules_file import (
     rule_from_mapping,
     rule_to_mapping,
 )
+from meshlens.durations import DurationError, format_duration, parse_duration
 from meshlens.settings import Settings
 from tests.support import REPO
 

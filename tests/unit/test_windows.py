@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from api.windows import (
+from meshlens.read.windows import (
     HOUR,
     MINUTE,
     RESOLUTIONS,

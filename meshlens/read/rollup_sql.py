@@ -1,6 +1,6 @@
 """The SQL the query layer runs: which rollup rows a window or a series reads, summed.
 
-Every statement reads the rows of some `BucketRange`s (from `api.windows`): one
+Every statement reads the rows of some `BucketRange`s (from `meshlens.read.windows`): one
 `resolution = ? AND bucket_unix >= ? AND bucket_unix < ?` per range, OR-ed, so PostgreSQL reads
 index ranges (the primary key's, or for one name the `*_by_*` indexes that start with the name)
 and never two resolutions for the same time. A condition on names with alternatives (a
@@ -11,7 +11,7 @@ sequential scan of the table.)
 
 Rows are summed here, one result row per key (and series point): counts with `sum`, and the
 histograms concatenated, not merged, into one text, `[{keys},{counts},{keys},...]`, one pair
-of array literals per rollup row, which `api.results.Latency` adds up when a percentile is
+of array literals per rollup row, which `meshlens.read.results.Latency` adds up when a percentile is
 asked. Measured on a 24 h graph of 50 services and 150 edges (7,600 rollup rows): merging the
 histograms in SQL too (unnesting every (key, count) pair, grouping by key) took three times
 as long for the edges (184 ms against 60 ms); returning every row took 180 ms of CPU per
@@ -21,7 +21,7 @@ Histograms nobody needs are left out: the traces rows of an edge that has mesh-m
 the window (`counted` false), and for `/services` the edges into services with entry spans.
 
 Statements are assembled from the constant fragments below only; values are bound parameters.
-Result columns come in the order each function's docstring gives, which `api.queries`
+Result columns come in the order each function's docstring gives, which `meshlens.read.queries`
 unpacks."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, text
 
-from api.windows import RESOLUTIONS, BucketRange, Series, bucket_ranges
+from meshlens.read.windows import RESOLUTIONS, BucketRange, Series, bucket_ranges
 
 MAX_RANGES = 48
 """A series whose points need more ranges than this (an odd step) leaves out the coarsest

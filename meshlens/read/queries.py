@@ -1,7 +1,7 @@
-"""The query layer the JSON API and the dashboards share: rollups in, `api.results` out.
+"""The query layer the JSON API and the dashboards share: rollups in, `meshlens.read.results` out.
 
-Every function takes an open `AsyncConnection` and a `Window` (or `Series`) from `api.windows`
-and runs two or three statements of `api.rollup_sql` (plus a cheap lookup of the name, only
+Every function takes an open `AsyncConnection` and a `Window` (or `Series`) from `read.windows`
+and runs two or three statements of `read.rollup_sql` (plus a cheap lookup of the name, only
 when it has no row in the window), which sum the rows per key and point. Reads only
 `service_rollups`, `edge_rollups` and `saturation_rollups`, never raw spans or points.
 
@@ -26,8 +26,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import rollup_sql as sql
-from api.results import (
+from meshlens.read import rollup_sql as sql
+from meshlens.read.results import (
     ENTRY_SPANS,
     INBOUND_EDGES,
     NODE_TYPE_PRECEDENCE,
@@ -43,7 +43,7 @@ from api.results import (
     Share,
     Signals,
 )
-from api.windows import Series, Window
+from meshlens.read.windows import Series, Window
 
 Row = tuple[Any, ...]
 VERSION_TOTALS = "t.operation = '' AND t.version <> ''"
@@ -178,7 +178,7 @@ async def node_type(conn: AsyncConnection, name: str) -> str | None:
 
 
 async def _fetch(conn: AsyncConnection, query: sql.Query) -> Sequence[Row]:
-    """The result rows of `query` (as many as keys and points: `api.rollup_sql` sums)."""
+    """The result rows of `query` (as many as keys and points: `meshlens.read.rollup_sql` sums)."""
     result = await conn.execute(query.statement, query.parameters)
     return [tuple(row) for row in result]
 

@@ -88,8 +88,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from api.alerting.durations import DurationError, format_duration, parse_duration
-from api.alerting.model import (
+from alerting.model import (
     AGGREGATIONS,
     COMPARISONS,
     SCOPE_LABELS,
@@ -103,7 +102,8 @@ from api.alerting.model import (
     Scope,
     Signal,
 )
-from api.windows import MAX_WINDOW_SECONDS
+from meshlens.durations import DurationError, format_duration, parse_duration
+from meshlens.read.windows import MAX_WINDOW_SECONDS
 
 RATIO_SIGNALS = frozenset({Signal.ERROR_RATE, Signal.SATURATION, Signal.MTLS_COVERAGE})
 LATENCY_SIGNALS = frozenset({Signal.LATENCY_P50, Signal.LATENCY_P95, Signal.LATENCY_P99})

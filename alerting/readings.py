@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api import queries
-from api.alerting.model import Rule, Scope, Signal, all_match
-from api.results import Edge, Graph, Mtls, Signals
-from api.windows import Window, window_for
+from alerting.model import Rule, Scope, Signal, all_match
+from meshlens.read import queries
+from meshlens.read.results import Edge, Graph, Mtls, Signals
+from meshlens.read.windows import Window, window_for
 
 
 @dataclass(frozen=True, slots=True)

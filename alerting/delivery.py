@@ -28,7 +28,7 @@ import anyio
 import httpx
 import orjson
 
-from api.alerting.destinations import (
+from alerting.destinations import (
     Allowlist,
     DestinationRefused,
     GuardedTransport,
@@ -37,8 +37,8 @@ from api.alerting.destinations import (
     mask_url,
     system_resolve,
 )
-from api.alerting.formats import Message
-from api.alerting.model import Receiver
+from alerting.formats import Message
+from alerting.model import Receiver
 
 USER_AGENT = "meshlens-alerting/0.1"
 MAX_REDIRECTS = 3

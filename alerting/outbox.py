@@ -17,11 +17,11 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.alerting.codec import notification_from_json
-from api.alerting.delivery import Attempt, Outcome, backoff, deliver
-from api.alerting.destinations import Allowlist, mask_url
-from api.alerting.formats import render
-from api.alerting.model import Receiver
+from alerting.codec import notification_from_json
+from alerting.delivery import Attempt, Outcome, backoff, deliver
+from alerting.destinations import Allowlist, mask_url
+from alerting.formats import render
+from alerting.model import Receiver
 
 log = logging.getLogger("meshlens.alerting")
 BATCH = 20

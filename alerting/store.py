@@ -12,10 +12,10 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.alerting.codec import alert_from_json, alert_json, notification_json
-from api.alerting.grouping import GroupState
-from api.alerting.lifecycle import AlertState
-from api.alerting.model import Matcher, Notification, Silence
+from alerting.codec import alert_from_json, alert_json, notification_json
+from alerting.grouping import GroupState
+from alerting.lifecycle import AlertState
+from alerting.model import Matcher, Notification, Silence
 
 _STATE_COLUMNS = (
     "rule, fingerprint, labels, annotations, state, value, active_at, fired_at, last_true_at,"

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from api.alerting.model import Rule
+from alerting.model import Rule
 
 PENDING = "pending"
 FIRING = "firing"

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from api.alerting.model import Alert, Notification
+from alerting.model import Alert, Notification
 
 
 def alert_json(alert: Alert) -> dict[str, Any]:

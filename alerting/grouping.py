@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from api.alerting.model import Alert, Grouping
+from alerting.model import Alert, Grouping
 
 
 @dataclass(frozen=True, slots=True)

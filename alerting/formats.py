@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from api.alerting.model import Alert, Notification, Receiver, ReceiverType
+from alerting.model import Alert, Notification, Receiver, ReceiverType
 
 JSON = "application/json"
 ZERO_TIME = "0001-01-01T00:00:00Z"

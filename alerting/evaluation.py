@@ -16,11 +16,11 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.alerting import grouping, store
-from api.alerting.lifecycle import FIRING, RESOLVED, AlertState, Observation, quiet, step
-from api.alerting.model import Alert, Notification, Rule, Scope, Signal, Silence, fingerprint
-from api.alerting.readings import Instance, Readings
-from api.alerting.rules_file import TemplateError, render_template
+from alerting import grouping, store
+from alerting.lifecycle import FIRING, RESOLVED, AlertState, Observation, quiet, step
+from alerting.model import Alert, Notification, Rule, Scope, Signal, Silence, fingerprint
+from alerting.readings import Instance, Readings
+from alerting.rules_file import TemplateError, render_template
 
 log = logging.getLogger("meshlens.alerting")
 

@@ -28,11 +28,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from api.alerting import evaluation, outbox
-from api.alerting.delivery import make_client
-from api.alerting.destinations import Allowlist
-from api.alerting.model import Receiver, Rule
-from api.alerting.rules_file import (
+from alerting import evaluation, outbox
+from alerting.delivery import make_client
+from alerting.destinations import Allowlist
+from alerting.model import Receiver, Rule
+from alerting.rules_file import (
     RulesFile,
     RulesFileError,
     RulesFileWatcher,

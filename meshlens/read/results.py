@@ -16,7 +16,7 @@ from operator import add
 
 import orjson
 
-from api.windows import Series
+from meshlens.read.windows import Series
 from meshlens.signals.histogram import MAX_KEY, LatencyHistogram, bucket_value_ns
 
 ENTRY_SPANS = "entry-spans"
@@ -56,7 +56,7 @@ QUANTILES = (("p50", 50, 100), ("p95", 95, 100), ("p99", 99, 100))
 class Latency:
     """Latency histograms added up for one answer, summed only when a percentile is asked.
 
-    Histograms are kept as they come (rollup rows' arrays, or the JSON text `api.rollup_sql`
+    Histograms are kept as they come (rollup rows' arrays, or the JSON text `read.rollup_sql`
     concatenates them into), so adding one costs an append. Summing them goes into a dense list
     indexed by bucket key, two to three times cheaper per bucket than a dict, and percentiles
     come from its running sum. Values equal `LatencyHistogram.quantiles_ms` of the same counts.

@@ -2,7 +2,7 @@
 
 Prometheus' spelling: one or more `<integer><unit>` parts, largest unit first, units `w`, `d`,
 `h`, `m`, `s`; `0` alone means no time. Durations are whole seconds (`model.Rule` keeps seconds),
-so `500ms` and `1.5m` are refused rather than rounded. Unlike `api.windows.parse_duration` (query
+so `500ms` and `1.5m` are refused rather than rounded. Unlike `read.windows.parse_duration` (query
 windows: at least a minute, rounded up to whole minutes), any number of seconds is kept as is.
 """
 
