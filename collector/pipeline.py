@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import psycopg
 
+from collector.derive.saturation import merge_readings
 from collector.errors import MalformedRequest, Overloaded, StoreUnavailable
 from collector.metrics import IngestMetrics
 from collector.rows import DecodedBatch
-from collector.saturation import merge_readings
 from collector.writer import PostgresWriter, WriteBatch
 
 log = logging.getLogger("meshlens.collector")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collector.derive import BatchDerivation, SpanFacts
-    from collector.mesh_metrics import EdgeSeries
+    from collector.derive.mesh_metrics import EdgeSeries
+    from collector.derive.spans import BatchDerivation, SpanFacts
 
 # Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
 SPAN_COLUMNS = (

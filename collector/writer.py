@@ -16,14 +16,14 @@ from typing import Any
 from psycopg import AsyncConnection, errors, sql
 
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.derive import BatchDerivation, SpanFacts
-from collector.derived_points import (
+from collector.derive.inbox_rows import (
     METRIC_INBOX_COLUMNS,
     SATURATION_INBOX_COLUMNS,
     metric_inbox_rows,
     saturation_inbox_rows,
 )
-from collector.mesh_metrics import EdgeSeries
+from collector.derive.mesh_metrics import EdgeSeries
+from collector.derive.spans import BatchDerivation, SpanFacts
 from collector.rows import (
     POINT_COLUMNS,
     SPAN_COLUMNS,

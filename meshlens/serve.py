@@ -25,17 +25,17 @@ from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
 from api.access import AccessControl, AccessError, AccessTokens
 from api.app import create_app
-from collector.auth import IngestTokens
-from collector.bodies import BodyBudget
 from collector.cardinality import Caps
 from collector.cardinality_budget import CardinalityBudget
-from collector.decode_pool import DecodePool
-from collector.deriver import Deriver
-from collector.grpc_receiver import OtlpGrpcReceiver
-from collector.http_receiver import OtlpHttpReceiver
+from collector.decode.pool import DecodePool
+from collector.derive.deriver import Deriver
+from collector.ingest import OtlpIngest, RetentionWindow
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline, PipelineLimits
-from collector.service import OtlpIngest, RetentionWindow
+from collector.receivers.auth import IngestTokens
+from collector.receivers.bodies import BodyBudget
+from collector.receivers.grpc_receiver import OtlpGrpcReceiver
+from collector.receivers.http_receiver import OtlpHttpReceiver
 from collector.writer import KnownRows, PostgresWriter
 from dashboards.routes import Ports, include_dashboards
 from meshlens import partitions

@@ -35,8 +35,8 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from collector.derive.classify import RESOURCE_KEYS, SPAN_KEYS
 from meshlens.settings import DEFAULT_SATURATION_METRICS
-from meshlens.signals.classify import RESOURCE_KEYS, SPAN_KEYS
 
 DAY_NS = 86_400 * 1_000_000_000
 INT64_MAX, UINT64_MAX = 2**63 - 1, 2**64 - 1

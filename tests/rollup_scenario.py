@@ -1,7 +1,7 @@
 """A known mesh written straight into the rollup tables, and the answers expected from it.
 
 Requests are listed one by one (`Request`), then summed into rows at every resolution the
-deriver writes (`collector.rollup_fold.RESOLUTIONS`: minute, 10-minute and hour rows), all from
+deriver writes (`derive.rollup_fold.RESOLUTIONS`: minute, 10-minute and hour rows), all from
 that one list, so a query reading two resolutions for the same time, or missing some, gets
 numbers that differ from what the tests compute from the list itself. Utilization readings
 (`Reading`) become saturation rows the same way.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from collector.rollup_fold import RESOLUTIONS
+from collector.derive.rollup_fold import RESOLUTIONS
 from meshlens.signals.histogram import LatencyHistogram
 
 T = int(dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp())  # 12:00, an hour start

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from psycopg import AsyncConnection
 
 from collector.cardinality_budget import CardinalityBudget
-from collector.deriver import Deriver, DeriveStats
+from collector.derive.deriver import Deriver, DeriveStats
 from collector.metrics import IngestMetrics
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head

@@ -185,7 +185,7 @@ def test_spans_prepared_by_a_decode_worker_store_and_derive_like_inline_ones(
     database_url: str,
 ) -> None:
     """COPY text from a worker equals write_row's rows; a resent prepared request counts once."""
-    from collector.decode_pool import prepare_spans
+    from collector.decode.pool import prepare_spans
 
     engine = Database(database_url).sync_engine()
     upgrade_to_head(engine)

@@ -34,8 +34,8 @@ from collector.decode.wire import (
     retry_trailers,
     status_body,
 )
+from collector.derive import classify
 from collector.rows import DecodedBatch, ResourceRow
-from meshlens.signals import classify
 
 UNKNOWN_SERVICE = "unknown_service"
 

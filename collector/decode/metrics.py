@@ -9,9 +9,9 @@ import orjson
 
 from collector.decode.attributes import AttributeEncoder, clean_text, fingerprint
 from collector.decode.window import TimeWindow
-from collector.mesh_metrics import EdgeSeries, edge_series, is_mesh_metric
+from collector.derive.mesh_metrics import EdgeSeries, edge_series, is_mesh_metric
+from collector.derive.saturation import GaugeReadings, saturation_service
 from collector.rows import DecodedBatch, PointRow, ResourceRow, SeriesRow
-from collector.saturation import GaugeReadings, saturation_service
 
 PointBuilder = Callable[[int, Any, int | None], PointRow | str]
 _EDGE_CACHE_LIMIT = 50_000
@@ -134,8 +134,8 @@ class MetricDecoder:
     """Decodes one OTLP Metric into series and points, rejecting bad points one by one.
 
     Points of the metrics meshlens derives from are also noted in the batch: the edge each
-    Istio / Linkerd series describes (`collector.mesh_metrics`, worked out once per series),
-    and the utilization gauges' highest value per service and minute (`collector.saturation`).
+    Istio / Linkerd series describes (`collector.derive.mesh_metrics`, worked out once per series),
+    and the utilization gauges' highest value per service and minute (`derive.saturation`).
     """
 
     def __init__(

@@ -9,7 +9,7 @@ A message to Kafka is a PRODUCER span (`create`) and a CLIENT span to the broker
 the consumer polls the broker (CLIENT, `receive`) and processes the message in a CONSUMER
 span of a new trace, linked to the PRODUCER span.
 
-Attributes follow the OpenTelemetry semantic conventions that `meshlens.signals.classify`
+Attributes follow the OpenTelemetry semantic conventions that `collector.derive.classify`
 reads: `http.route`, `http.request.method`, `http.response.status_code`, span status ERROR
 for failures; `db.system.name`, `db.namespace`; `messaging.system`,
 `messaging.destination.name`; `server.address`; and the `tls.*` attributes of the connection

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from collector.bodies import BodyBudget, check_encoding, read_body
 from collector.errors import MalformedRequest, Overloaded, RequestTooLarge, UnsupportedMediaType
+from collector.receivers.bodies import BodyBudget, check_encoding, read_body
 
 
 async def _chunks(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:

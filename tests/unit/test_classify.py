@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from meshlens.signals.classify import (
+from collector.derive.classify import (
     MTLS_MUTUAL,
     MTLS_PLAINTEXT,
     MTLS_TLS,

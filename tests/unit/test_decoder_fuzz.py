@@ -28,8 +28,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.decode_pool import prepare_spans
-from collector.derived_points import metric_inbox_rows, saturation_inbox_rows
+from collector.decode.pool import prepare_spans
+from collector.derive.inbox_rows import metric_inbox_rows, saturation_inbox_rows
 from collector.errors import IngestError
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, DecodedBatch
 from meshlens.settings import DEFAULT_SATURATION_METRICS

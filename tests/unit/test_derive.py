@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from collector.derive import CLIENT_SIDE, SERVER_SIDE, BatchDerivation, SpanFacts
+from collector.derive.spans import CLIENT_SIDE, SERVER_SIDE, BatchDerivation, SpanFacts
 from meshlens.signals.histogram import bucket_of
 
 MINUTE_NS = 60 * 10**9

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from collector.cumulative import NEW_SERIES_LOOKBACK_NS, Outcome, Reading, advance
-from collector.mesh_metrics import (
+from collector.derive.classify import MTLS_MUTUAL, MTLS_PLAINTEXT, MTLS_UNKNOWN
+from collector.derive.cumulative import NEW_SERIES_LOOKBACK_NS, Outcome, Reading, advance
+from collector.derive.mesh_metrics import (
     ISTIO_DURATION,
     ISTIO_REQUESTS,
     LATENCY,
@@ -16,7 +17,6 @@ from collector.mesh_metrics import (
     edge_series,
     is_mesh_metric,
 )
-from meshlens.signals.classify import MTLS_MUTUAL, MTLS_PLAINTEXT, MTLS_UNKNOWN
 
 S = 1_000_000_000
 T0 = 1_800_000_000 * S  # an arbitrary "now"

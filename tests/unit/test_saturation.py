@@ -7,7 +7,7 @@ import math
 import pytest
 
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.saturation import GaugeReadings, Readings, saturation_service, utilization
+from collector.derive.saturation import GaugeReadings, Readings, saturation_service, utilization
 from tests.metric_payloads import MetricSpec, Point, istio_labels, metrics_request
 
 NOW = 1_800_000_000 * 10**9  # a minute start

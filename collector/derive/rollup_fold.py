@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from collector.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
-from collector.derive import Signals
+from collector.derive.spans import Signals
 from meshlens.signals.histogram import LatencyHistogram
 
 RESOLUTIONS = (60, 600, 3600)

@@ -8,9 +8,9 @@ advisory lock), it:
    to its virtual node (database, messaging, external), a server half is dropped (its service
    signals were counted at ingest);
 3. takes the points of Istio / Linkerd series writers queued, as deltas per series
-   (`collector.metric_deriver`: edges with source_kind 'mesh-metrics');
+   (`collector.derive.metric_fold`: edges with source_kind 'mesh-metrics');
 4. folds all of it, and the signals writers aggregated (`rollup_inbox`), into the minute,
-   10-minute and hour rollups (`collector.rollup_fold`), and the utilization maxima into
+   10-minute and hour rollups (`collector.derive.rollup_fold`), and the utilization maxima into
    `saturation_rollups`, every name within the cardinality budget (`collector.cardinality`:
    what is over a cap counts under `meshlens.overflow`; what it admits is saved with the pass).
 Pairing in the database survives restarts, sees halves written by any collector process, and
@@ -27,9 +27,9 @@ from psycopg import AsyncConnection
 
 from collector.cardinality import DimensionBudget, Kind
 from collector.cardinality_store import KnownDimensions
-from collector.derive import Signals
-from collector.metric_deriver import fold_mesh_points, fold_saturation
-from collector.rollup_fold import RollupFold, signals_from_columns
+from collector.derive.metric_fold import fold_mesh_points, fold_saturation
+from collector.derive.rollup_fold import RollupFold, signals_from_columns
+from collector.derive.spans import Signals
 from meshlens.signals.histogram import bucket_of
 
 _LOCK_KEY = 0x6D6C64657269766  # "mlderiv"

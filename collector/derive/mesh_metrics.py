@@ -3,7 +3,7 @@
 Series are mapped once, from their labels (the point attributes a Collector's Prometheus
 receiver produces) and their resource, to an `EdgeSeries`: the edge source -> target, and, for
 request counters, whether its requests failed and their mTLS state. The deriver turns the
-series' points into deltas (`collector.cumulative`) and counts them on that edge.
+series' points into deltas (`collector.derive.cumulative`) and counts them on that edge.
 
 Count each request once:
 - Istio reports every request twice, at the source and at the destination proxy. Requests,
@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from meshlens.signals import classify
+from collector.derive import classify
 
 ISTIO_REQUESTS = "istio_requests_total"
 ISTIO_DURATION = "istio_request_duration_milliseconds"

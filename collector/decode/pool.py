@@ -16,7 +16,7 @@ from typing import Literal
 
 from collector.copy_text import span_copy_text
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.derive import BatchDerivation
+from collector.derive.spans import BatchDerivation
 from collector.errors import StoreUnavailable
 from collector.rows import DecodedBatch, PreparedSpans
 from meshlens.partitions import NANOS_PER_DAY

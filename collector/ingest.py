@@ -8,7 +8,7 @@ from typing import Literal
 
 from collector.decode import TimeWindow, metrics_response, trace_response
 from collector.decode.attributes import fingerprint
-from collector.decode_pool import DecodePool
+from collector.decode.pool import DecodePool
 from collector.errors import IngestError, MalformedRequest, RetryableError
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline

@@ -14,8 +14,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from collector.auth import IngestTokens
-from collector.bodies import BodyBudget, BodyHold, check_encoding, read_body
 from collector.decode import status_body
 from collector.errors import (
     IngestError,
@@ -25,7 +23,9 @@ from collector.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
-from collector.service import OtlpIngest, Signal
+from collector.ingest import OtlpIngest, Signal
+from collector.receivers.auth import IngestTokens
+from collector.receivers.bodies import BodyBudget, BodyHold, check_encoding, read_body
 from meshlens.tls import sender_identity
 
 PROTOBUF = "application/x-protobuf"

@@ -4,7 +4,7 @@ Runs inside the deriver's pass (one transaction, one process at a time under its
 1. takes the points writers queued (`metric_points_inbox`: inserted points of Istio / Linkerd
    series, each with the edge its series describes), per series in time order;
 2. turns cumulative points into deltas against the series' cursor (`series_cursors`, its
-   newest point; rules in `collector.cumulative`) and saves the new cursors;
+   newest point; rules in `collector.derive.cumulative`) and saves the new cursors;
 3. counts the deltas on their edges, in the minute of the point's time, with source_kind
    'mesh-metrics': counters as requests (errors, mTLS state, plaintext reason), histograms as
    latency (`meshlens.signals.explicit_buckets`);
@@ -23,11 +23,11 @@ from typing import Any, NamedTuple
 from psycopg import AsyncConnection
 
 from collector.cardinality import DimensionBudget
-from collector.cumulative import Reading, advance
-from collector.derive import Signals
-from collector.mesh_metrics import REQUESTS
-from collector.rollup_fold import RESOLUTIONS, RollupFold
-from meshlens.signals.classify import MTLS_PLAINTEXT
+from collector.derive.classify import MTLS_PLAINTEXT
+from collector.derive.cumulative import Reading, advance
+from collector.derive.mesh_metrics import REQUESTS
+from collector.derive.rollup_fold import RESOLUTIONS, RollupFold
+from collector.derive.spans import Signals
 from meshlens.signals.explicit_buckets import from_explicit_buckets
 from meshlens.signals.histogram import LatencyHistogram
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from meshlens.signals import classify
+from collector.derive import classify
 
 UNKNOWN_SERVICE = "unknown_service"
 NANOS_PER_MINUTE = 60 * 1_000_000_000

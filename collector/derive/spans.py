@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from meshlens.signals import classify
+from collector.derive import classify
 from meshlens.signals.histogram import LatencyHistogram, bucket_of
 
 NANOS_PER_MINUTE = 60 * 1_000_000_000

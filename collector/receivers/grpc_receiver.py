@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc import aio
 
-from collector.auth import IngestTokens
 from collector.decode import retry_trailers
 from collector.errors import IngestError, RequestTooLarge, RetryableError, Unauthenticated
-from collector.service import OtlpIngest, Signal
+from collector.ingest import OtlpIngest, Signal
+from collector.receivers.auth import IngestTokens
 from meshlens.tls import sender_identity
 
 _Context = aio.ServicerContext[bytes, bytes]

@@ -3,7 +3,7 @@
 After a batch's points are written, each point of a mesh series (`DecodedBatch.edge_series`)
 that was really inserted (not a resend) becomes one inbox row: the point's reading (counter
 value or histogram count, bucket counts, bounds in nanoseconds) with the edge its series
-describes. The deriver turns cumulative readings into deltas in order (`collector.cumulative`)
+describes. The deriver turns cumulative readings into deltas in order (`derive.cumulative`)
 and counts them on the edge. Utilization maxima go to `saturation_inbox` as they are.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from collector.mesh_metrics import EdgeSeries
+from collector.derive.mesh_metrics import EdgeSeries
 from collector.rows import PointRow, SeriesRow
 
 METRIC_INBOX_COLUMNS = (
