@@ -24,8 +24,8 @@ from psycopg import AsyncConnection
 from bench.api_traces import TOKEN, Template
 from bench.templates import id_prefix
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.derive.deriver import Deriver, DeriveStats
-from collector.derive.spans import SpanFacts
+from collector.derive.loop import Deriver, DeriveStats
+from collector.derive.span_facts import SpanFacts
 from collector.rows import ResourceRow, SpanRow
 from collector.writer import KnownRows, PostgresWriter, WriteBatch
 from meshlens import partitions

@@ -8,7 +8,7 @@ from collections import Counter as Counts
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from psycopg import AsyncConnection
 
-from collector.cardinality import Caps, DimensionBudget, Kind
+from collector.derive.cardinality import Caps, DimensionBudget, Kind
 from collector.series_budget import SeriesBudget
 
 log = logging.getLogger("meshlens.collector")

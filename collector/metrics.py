@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from collector.derive.deriver import DeriveStats
+from collector.derive.loop import DeriveStats
 
 
 class IngestMetrics:

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collector.derive.batch import BatchDerivation
     from collector.derive.mesh_metrics import EdgeSeries
-    from collector.derive.spans import BatchDerivation, SpanFacts
+    from collector.derive.span_facts import SpanFacts
 
 # Column order of `spans` rows as written by COPY; must match meshlens.schema.spans.
 SPAN_COLUMNS = (
@@ -137,16 +138,15 @@ class SenderRow:
 class PreparedSpans:
     """Spans made ready in a decode worker: their COPY text and what they derive.
 
-    `body` is kept so that, in the rare batch where some spans are resends, the writer can
-    decode them again and derive from the new ones only.
+    `facts` are kept so that, in the rare batch where some spans are resends, the new ones
+    alone can be derived again (`collector.derive.at_ingest.span_inbox`).
     """
 
     copy_text: bytes
     count: int
     days: frozenset[int]
     derivation: BatchDerivation
-    body: bytes
-    as_json: bool
+    facts: list[SpanFacts]
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-from collector.cardinality import OVERFLOW, FirstFold, Kind
 from collector.decode.attributes import fingerprint
+from collector.derive.cardinality import OVERFLOW, FirstFold, Kind
 from collector.rows import POINT_COLUMNS, PointRow, SeriesRow
 
 OVERFLOW_ATTRIBUTES = '{"otel.metric.overflow": true}'

@@ -15,15 +15,9 @@ from typing import Any
 
 from psycopg import AsyncConnection, errors, sql
 
-from collector.decode import OtlpDecoder, TimeWindow
-from collector.derive.inbox_rows import (
-    METRIC_INBOX_COLUMNS,
-    SATURATION_INBOX_COLUMNS,
-    metric_inbox_rows,
-    saturation_inbox_rows,
-)
+from collector.derive.at_ingest import InboxRows, point_inbox, span_inbox
 from collector.derive.mesh_metrics import EdgeSeries
-from collector.derive.spans import BatchDerivation, SpanFacts
+from collector.derive.span_facts import SpanFacts
 from collector.rows import (
     POINT_COLUMNS,
     SPAN_COLUMNS,
@@ -43,36 +37,7 @@ from collector.series_budget import (
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
 
-HALF_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "side",
-    "service",
-    "start_unix_nano",
-    "duration_ns",
-    "error",
-    "mtls",
-    "peer",
-    "peer_type",
-)
 _POINT_IDENTITY = ("series_id", "time_unix_nano")
-ROLLUP_INBOX_COLUMNS = (
-    "kind",
-    "minute_unix",
-    "a",
-    "b",
-    "c",
-    "d",
-    "source_kind",
-    "requests",
-    "errors",
-    "latency_keys",
-    "latency_counts",
-    "mtls_mutual",
-    "mtls_tls",
-    "mtls_plaintext",
-    "mtls_unknown",
-)
 
 
 @dataclass(slots=True)
@@ -152,9 +117,13 @@ class PostgresWriter:
                 inserted = await self._copy_idempotent(
                     "spans", SPAN_COLUMNS, batch.spans, texts=texts
                 )
-                await self._derive(_facts_to_derive(batch, inserted), inserted, batch.prepared)
+                await self._queue(span_inbox(batch.facts, batch.prepared, inserted))
             if batch.points:
-                await self._derive_points(batch, await self._write_points(batch, plan))
+                inserted = await self._write_points(batch, plan)
+                edges, saturation = batch.edge_series, batch.saturation
+                await self._queue(
+                    point_inbox(batch.points, batch.series, edges, saturation, inserted)
+                )
         self._known.resources.update(batch.resources)
         self._known.senders.update(batch.senders)
         if plan is None:
@@ -245,39 +214,10 @@ class PostgresWriter:
             columns,
         )
 
-    async def _derive(
-        self,
-        facts: list[SpanFacts],
-        inserted: set[tuple[bytes, bytes]] | None,
-        prepared: list[PreparedSpans],
-    ) -> None:
-        """Queue what the spans really inserted (not resends) mean for the graph and signals."""
-        if inserted is not None:  # each inserted span once, even if sent twice in the batch
-            kept = []
-            for fact in facts:
-                key = (fact.trace_id, fact.span_id)
-                if key in inserted:
-                    inserted.discard(key)
-                    kept.append(fact)
-            facts = kept
-        derived = BatchDerivation().add_all(facts)
-        if inserted is None:  # every span was new: the workers' derivations hold
-            for ready in prepared:
-                derived.merge(ready.derivation)
-        if derived.halves:
-            await self._copy("edge_halves_inbox", HALF_COLUMNS, derived.halves)
-        if derived.rollups:
-            await self._copy("rollup_inbox", ROLLUP_INBOX_COLUMNS, derived.rollup_rows())
-
-    async def _derive_points(self, batch: WriteBatch, inserted: set[Any] | None) -> None:
-        """Queue the inserted points of mesh series, and utilization maxima, for the deriver."""
-        if batch.edge_series:
-            rows = metric_inbox_rows(batch.points, batch.series, batch.edge_series, inserted)
-            if rows:
-                await self._copy("metric_points_inbox", METRIC_INBOX_COLUMNS, rows)
-        if batch.saturation:  # a maximum: resends change nothing
-            rows = saturation_inbox_rows(batch.saturation)
-            await self._copy("saturation_inbox", SATURATION_INBOX_COLUMNS, rows)
+    async def _queue(self, inbox: list[InboxRows]) -> None:
+        """COPY what the derive stage queues for the deriver, in this transaction."""
+        for table, columns, rows in inbox:
+            await self._copy(table, columns, rows)
 
     async def _copy_idempotent(
         self,
@@ -341,23 +281,3 @@ class PostgresWriter:
             ).format(sql.Identifier(table), names, names, sql.Identifier(staging), returned)
         )
         return {tuple(row) for row in await cursor.fetchall()}
-
-
-def _facts_to_derive(
-    batch: WriteBatch, inserted: set[tuple[bytes, bytes]] | None
-) -> list[SpanFacts]:
-    """The batch's span facts; after resends, also those of spans decode workers prepared.
-
-    A worker derived from all of its request's spans; when some were resends, its derivation
-    is dropped and the request decoded again here so only the new spans count.
-    """
-    if inserted is None or not batch.prepared:
-        return batch.facts
-    decoder = OtlpDecoder()
-    facts = list(batch.facts)
-    for ready in batch.prepared:
-        facts.extend(decoder.traces(ready.body, _ANY_TIME, as_json=ready.as_json).facts)
-    return facts
-
-
-_ANY_TIME = TimeWindow(1, 2**63 - 1)  # these spans were already checked and stored

@@ -11,24 +11,22 @@ import contextlib
 import gc
 import logging
 import signal
-import time
 from collections.abc import Generator
 from typing import Any
 
-import psycopg
 import uvicorn
 from prometheus_client import CollectorRegistry
-from psycopg import sql
 from starlette.types import ASGIApp
 
 from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
 from api.access import AccessControl, AccessError, AccessTokens
 from api.app import create_app
-from collector.cardinality import Caps
 from collector.cardinality_budget import CardinalityBudget
 from collector.decode.pool import DecodePool
-from collector.derive.deriver import Deriver
+from collector.derive.cardinality import Caps
+from collector.derive.loop import derive_loop
+from collector.derive.retention import maintain_partitions, maintenance_loop
 from collector.ingest import OtlpIngest, RetentionWindow
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline, PipelineLimits
@@ -38,7 +36,6 @@ from collector.receivers.grpc_receiver import OtlpGrpcReceiver
 from collector.receivers.http_receiver import OtlpHttpReceiver
 from collector.writer import KnownRows, PostgresWriter
 from dashboards.routes import Ports, include_dashboards
-from meshlens import partitions
 from meshlens.asgi_tls import ClientCertificateProtocol
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
@@ -46,8 +43,6 @@ from meshlens.settings import Settings
 from meshlens.tls import CertificateFiles, ServerTls, TlsError, TlsFiles
 
 log = logging.getLogger("meshlens")
-MAINTENANCE_SECONDS = 600
-DAYS_AHEAD = 2
 GC_YOUNG_THRESHOLD = 20_000
 
 
@@ -67,7 +62,7 @@ async def serve(settings: Settings, database: Database) -> None:
     tls = server_tls(settings)
     await asyncio.to_thread(_migrate, database)
     known = KnownRows()
-    await _maintain_partitions(database, settings, known)
+    await maintain_partitions(database, settings, known)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     budget = CardinalityBudget(cardinality_caps(settings), registry)
@@ -106,7 +101,7 @@ async def serve(settings: Settings, database: Database) -> None:
     await grpc_server.start()
     await alerting.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
-    maintenance = asyncio.create_task(_maintenance_loop(database, settings, known))
+    maintenance = asyncio.create_task(maintenance_loop(database, settings, known))
     deriving = asyncio.create_task(derive_loop(database, settings, metrics, budget))
     try:
         await _wait_started(web, tasks)
@@ -312,72 +307,3 @@ def _announce(settings: Settings, tls: ServerTls | None) -> None:
         f"dashboards within a minute.",
         flush=True,
     )
-
-
-async def _maintenance_loop(database: Database, settings: Settings, known: KnownRows) -> None:
-    while True:
-        await asyncio.sleep(MAINTENANCE_SECONDS)
-        try:
-            await _maintain_partitions(database, settings, known)
-        except (psycopg.Error, OSError) as exc:
-            log.warning("partition maintenance failed (%s); will retry", exc)
-        except Exception:
-            log.exception("partition maintenance failed unexpectedly; will retry")
-
-
-async def derive_loop(
-    database: Database,
-    settings: Settings,
-    metrics: IngestMetrics,
-    budget: CardinalityBudget,
-    deriver: Deriver | None = None,
-) -> None:
-    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors.
-
-    Whatever a pass raises is logged and counted, and the pass retried: derivation never stops
-    silently (what a failed pass took is rolled back with its transaction).
-    """
-    deriver = deriver or Deriver(settings.pairing_window_seconds, budget.dimensions)
-    while True:
-        try:
-            async with await psycopg.AsyncConnection.connect(database.url) as conn:
-                while True:
-                    started = time.perf_counter()
-                    stats = await deriver.run_once(conn)
-                    metrics.observe_derivation(stats, time.perf_counter() - started)
-                    budget.observe_derivation(stats.folded)
-                    await asyncio.sleep(settings.derive_interval_seconds)
-        except (psycopg.Error, OSError) as exc:
-            metrics.derive_failures.labels("database").inc()
-            log.warning("derivation failed (%s); retrying", exc)
-        except Exception:
-            metrics.derive_failures.labels("unexpected").inc()
-            log.exception("derivation failed unexpectedly; retrying")
-        await asyncio.sleep(settings.derive_interval_seconds)
-
-
-async def _maintain_partitions(database: Database, settings: Settings, known: KnownRows) -> None:
-    """Create today's and the next days' partitions; drop those past retention."""
-    now = time.time_ns()
-    today = partitions.day_of(now)
-    retention = {
-        "spans": settings.span_retention_days,
-        "metric_points": settings.point_retention_days,
-    }
-    async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
-        for table, days in retention.items():
-            horizon = now - days * partitions.NANOS_PER_DAY
-            for name in await partitions.drop_expired(conn, table, horizon):
-                log.info("retention: dropped partition %s", name)
-            wanted = range(today - days, today + DAYS_AHEAD + 1)
-            await partitions.create_partitions(conn, table, wanted)
-            known.days[table] = await partitions.existing_days(conn, table)
-        horizon_unix = now // 1_000_000_000 - settings.rollup_retention_days * 86_400
-        for rollups in ("service_rollups", "edge_rollups", "saturation_rollups"):
-            await conn.execute(
-                sql.SQL("DELETE FROM {} WHERE bucket_unix < %s").format(sql.Identifier(rollups)),
-                (horizon_unix,),
-            )
-        # cursors of series silent for longer than points are kept: a new start if they return
-        point_horizon = now - settings.point_retention_days * partitions.NANOS_PER_DAY
-        await conn.execute("DELETE FROM series_cursors WHERE time_unix_nano < %s", (point_horizon,))

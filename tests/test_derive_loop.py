@@ -10,11 +10,11 @@ from prometheus_client import CollectorRegistry
 from psycopg import AsyncConnection
 
 from collector.cardinality_budget import CardinalityBudget
-from collector.derive.deriver import Deriver, DeriveStats
+from collector.derive.loop import Deriver, DeriveStats, derive_loop
 from collector.metrics import IngestMetrics
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
-from meshlens.serve import cardinality_caps, derive_loop
+from meshlens.serve import cardinality_caps
 from meshlens.settings import Settings
 
 

@@ -201,7 +201,7 @@ def test_spans_prepared_by_a_decode_worker_store_and_derive_like_inline_ones(
         try:
             for _ in range(2):  # the second time, every span is a resend
                 batch = OtlpDecoder().traces(body, window)
-                prepare_spans(batch, body, as_json=False)
+                prepare_spans(batch)
                 merged = WriteBatch(
                     batch.resources, {}, [], [], [batch.prepared] if batch.prepared else []
                 )

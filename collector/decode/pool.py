@@ -16,7 +16,7 @@ from typing import Literal
 
 from collector.copy_text import span_copy_text
 from collector.decode import OtlpDecoder, TimeWindow
-from collector.derive.spans import BatchDerivation
+from collector.derive.at_ingest import derive_ahead
 from collector.errors import StoreUnavailable
 from collector.rows import DecodedBatch, PreparedSpans
 from meshlens.partitions import NANOS_PER_DAY
@@ -37,12 +37,12 @@ def _decode_in_worker(
     decoder = _worker_decoder or OtlpDecoder()
     batch = decode(decoder, signal, body, window, as_json, sender_id)
     if batch.spans:
-        prepare_spans(batch, body, as_json)
+        prepare_spans(batch)
     return batch
 
 
-def prepare_spans(batch: DecodedBatch, body: bytes, as_json: bool) -> None:
-    """Replace the batch's span rows and facts by their COPY text and derivation.
+def prepare_spans(batch: DecodedBatch) -> None:
+    """Replace the batch's span rows by their COPY text, and derive from its facts ahead.
 
     Sending one bytes object and a few aggregates back costs far less than pickling rows.
     """
@@ -50,9 +50,8 @@ def prepare_spans(batch: DecodedBatch, body: bytes, as_json: bool) -> None:
         copy_text=span_copy_text(batch.spans),
         count=len(batch.spans),
         days=frozenset(row[9] // NANOS_PER_DAY for row in batch.spans),
-        derivation=BatchDerivation().add_all(batch.facts),
-        body=body,
-        as_json=as_json,
+        derivation=derive_ahead(batch.facts),
+        facts=batch.facts,
     )
     batch.spans, batch.facts = [], []
 

@@ -9,7 +9,7 @@ import orjson
 
 from collector.decode.attributes import AttributeEncoder, clean_text
 from collector.decode.window import TimeWindow
-from collector.derive.spans import SpanClassifier
+from collector.derive.span_facts import SpanClassifier
 from collector.rows import DecodedBatch, ResourceRow
 
 ZERO_TRACE_ID = bytes(16)

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 1, 2, 3, 4, 5
+ENTRY_KINDS = frozenset({KIND_SERVER, KIND_CONSUMER})
+"""SERVER or CONSUMER: the span measures its own service's traffic."""
+EXIT_KINDS = frozenset({KIND_CLIENT, KIND_PRODUCER})
+"""CLIENT or PRODUCER: the span is the caller's half of an edge."""
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 MTLS_UNKNOWN, MTLS_PLAINTEXT, MTLS_TLS, MTLS_MUTUAL = 0, 1, 2, 3
 
 Attributes = Mapping[str, object]
-SpanHalf = tuple[int, int, Attributes]
 """One half of an edge: (kind, status_code, attributes)."""
 
 _HTTP_STATUS = ("http.response.status_code", "http.status_code")
@@ -180,23 +183,9 @@ def is_error(kind: int, status_code: int, attributes: Attributes) -> bool:
     return _side_error(status_code, attributes, client=is_exit(kind))
 
 
-def edge_error(server_half: SpanHalf | None, client_half: SpanHalf | None) -> bool:
-    """An edge request fails by its server half's server rules, else by the client rules."""
-    if server_half is not None:
-        return server_side_error(server_half[1], server_half[2])
-    if client_half is not None:
-        return client_side_error(client_half[1], client_half[2])
-    return False
-
-
-def is_entry(kind: int) -> bool:
-    """SERVER or CONSUMER: the span measures its own service's traffic."""
-    return kind in (KIND_SERVER, KIND_CONSUMER)
-
-
 def is_exit(kind: int) -> bool:
     """CLIENT or PRODUCER: the span is the caller's half of an edge."""
-    return kind in (KIND_CLIENT, KIND_PRODUCER)
+    return kind in EXIT_KINDS
 
 
 # --- virtual peers (DOMAIN section 3) -----------------------------------------------------

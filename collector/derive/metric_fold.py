@@ -22,12 +22,12 @@ from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
-from collector.cardinality import DimensionBudget
+from collector.derive.batch import Signals
+from collector.derive.cardinality import DimensionBudget
 from collector.derive.classify import MTLS_PLAINTEXT
 from collector.derive.cumulative import Reading, advance
 from collector.derive.mesh_metrics import REQUESTS
 from collector.derive.rollup_fold import RESOLUTIONS, RollupFold
-from collector.derive.spans import Signals
 from meshlens.signals.explicit_buckets import from_explicit_buckets
 from meshlens.signals.histogram import LatencyHistogram
 

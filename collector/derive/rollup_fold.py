@@ -4,7 +4,7 @@ Every source of signals (paired halves, expired halves, the writers' `rollup_inb
 deltas) adds to one fold; `write` then reads the rows the pass touches (locked until commit),
 adds them in, and upserts the sums. Edges also count plaintext requests per reason. With a
 `DimensionBudget`, every key goes through it first: names over a cap count under the overflow
-bucket (`collector.cardinality`).
+bucket (`collector.derive.cardinality`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from collector.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
-from collector.derive.spans import Signals
+from collector.derive.batch import Signals
+from collector.derive.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
 from meshlens.signals.histogram import LatencyHistogram
 
 RESOLUTIONS = (60, 600, 3600)

@@ -3,9 +3,9 @@ keep their identity (pure: no database)."""
 
 from __future__ import annotations
 
-from collector.cardinality import OVERFLOW, Caps, DimensionBudget, Kind
+from collector.derive.batch import Signals
+from collector.derive.cardinality import OVERFLOW, Caps, DimensionBudget, Kind
 from collector.derive.rollup_fold import RollupFold
-from collector.derive.spans import Signals
 from collector.rows import SeriesRow
 from collector.series_budget import (
     OVERFLOW_ATTRIBUTES,

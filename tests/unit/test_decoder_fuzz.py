@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.decode import OtlpDecoder, TimeWindow
 from collector.decode.pool import prepare_spans
-from collector.derive.inbox_rows import metric_inbox_rows, saturation_inbox_rows
+from collector.derive.at_ingest import metric_inbox_rows, saturation_inbox_rows
 from collector.errors import IngestError
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS, DecodedBatch
 from meshlens.settings import DEFAULT_SATURATION_METRICS
@@ -59,7 +59,7 @@ def decode(signal: str, body: bytes, *, as_json: bool = False) -> DecodedBatch |
     saturation_inbox_rows(batch.saturation)
     if batch.spans:
         spans = list(batch.spans)
-        prepare_spans(batch, body, as_json)  # COPY text and derivation, as a decode worker does
+        prepare_spans(batch)  # COPY text and derivation, as a decode worker does
         assert batch.prepared is not None
         batch.prepared.derivation.rollup_rows()
         batch.spans = spans

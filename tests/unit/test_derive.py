@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from collector.derive.spans import CLIENT_SIDE, SERVER_SIDE, BatchDerivation, SpanFacts
+from collector.derive.batch import BatchDerivation
+from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE
+from collector.derive.span_facts import SpanFacts
 from meshlens.signals.histogram import bucket_of
 
 MINUTE_NS = 60 * 10**9

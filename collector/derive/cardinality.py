@@ -17,7 +17,7 @@ explicit bucket, `meshlens.overflow`, so that totals still add up:
 Known names keep being accepted as themselves after a cap is reached; 0 means no cap. The name
 `meshlens.overflow` is reserved: a service that calls itself so is counted with the overflow.
 
-`DimensionBudget` is the pure decision; `collector.cardinality_store` keeps what it admitted
+`DimensionBudget` is the pure decision; `collector.derive.cardinality_store` keeps what it admitted
 in PostgreSQL (`cardinality_known`), so restarts and other meshlens processes share it.
 """
 

@@ -1,135 +1,53 @@
-"""From stored spans to what the deriver needs: request halves and pre-aggregated signals.
+"""What one written batch of spans means, derived before its transaction commits.
 
-At ingest, each span is classified once (`SpanClassifier`). After its batch is written, the
-facts of the spans actually inserted (resends are not) become:
+After a batch is written, the facts (`span_facts.SpanFacts`) of the spans actually inserted
+(resends are not) become:
 - service signals (entry spans: SERVER, CONSUMER), aggregated per minute for the service total,
   per operation and per version, ready to fold into rollups;
 - edges known at once: a root SERVER span is a request from the virtual client `user`, a
   CLIENT span that names a database is a request to that database node, and a client and
-  server half that arrive in the same batch are paired here already;
-- halves for pairing in PostgreSQL: the remaining CLIENT/PRODUCER spans, and SERVER/CONSUMER
-  spans with a parent (or with links, for asynchronous messaging) whose client half was not
-  in the batch.
-This runs on the ingest path, so it is written for speed: facts are tuples, per-resource
-answers are cached, and a client span's virtual peer is only worked out if it stays unpaired.
+  server half that arrive in the same batch are paired here already (`pairing`);
+- halves for pairing in PostgreSQL (`pairing`): the remaining CLIENT/PRODUCER spans, and
+  SERVER/CONSUMER spans with a parent (or with links, for asynchronous messaging) whose client
+  half was not in the batch.
+This runs on the ingest path, so it is written for speed: facts are tuples, and a client span's
+virtual peer is only worked out if it stays unpaired.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from collector.derive import classify
-from meshlens.signals.histogram import LatencyHistogram, bucket_of
+from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE, HalfRow, half, paired_mtls
+from collector.derive.span_facts import SpanFacts
+from meshlens.signals.histogram import LatencyHistogram
+from meshlens.timeunits import NANOS_PER_MINUTE
 
-NANOS_PER_MINUTE = 60 * 1_000_000_000
-CLIENT_SIDE, SERVER_SIDE = 1, 2
 SPAN_KIND_SERVER = 2
-UNKNOWN_VERSION = "unknown"
 USER = "user"
-_CACHE_LIMIT = 10_000
-
-# edge_halves_inbox row: trace_id, span_id, side, service, start, duration, error, mtls,
-# peer, peer_type
-HalfRow = tuple[bytes, bytes, int, str, int, int, bool, int, str, str]
-
-
-class SpanFacts(NamedTuple):
-    """What derivation needs of one span, classified once at ingest."""
-
-    trace_id: bytes
-    span_id: bytes
-    parent_span_id: bytes
-    links: tuple[tuple[bytes, bytes], ...]
-    kind: int
-    service: str
-    start_unix_nano: int
-    duration_ns: int
-    latency_key: int
-    error: bool
-    mtls: int
-    operation: str
-    version: str
-    is_database: bool
-    attributes: Mapping[str, Any]  # the picked span attributes, for a virtual peer later
-
-
-class SpanClassifier:
-    """Classifies spans for derivation, caching what depends only on the resource."""
-
-    def __init__(self) -> None:
-        self._services: dict[tuple[int, str, Any, Any], str] = {}
-        self._versions: dict[tuple[int, Any], str] = {}
-
-    def facts(
-        self,
-        span: Any,
-        resource_id: int,
-        service: str,
-        attributes: Mapping[str, Any],
-        resource: Mapping[str, Any],
-        links: tuple[tuple[bytes, bytes], ...],
-    ) -> SpanFacts | None:
-        """Classify one decoded span; None for spans derivation ignores (INTERNAL, unset)."""
-        kind = span.kind
-        exit_ = kind in (3, 4)
-        if not exit_ and kind not in (2, 5):
-            return None
-        start = span.start_time_unix_nano
-        duration = span.end_time_unix_nano - start
-        return SpanFacts(
-            span.trace_id,
-            span.span_id,
-            span.parent_span_id,
-            links,
-            kind,
-            self._service(resource_id, service, attributes, resource),
-            start,
-            duration,
-            bucket_of(duration),
-            classify.is_error(kind, span.status.code, attributes),
-            classify.mtls_state(attributes),
-            classify.operation(span.name, attributes) or span.name or "unknown",
-            self._version(resource_id, attributes, resource),
-            exit_ and classify.is_database_call(attributes),
-            attributes,
-        )
-
-    def _service(
-        self, resource_id: int, service: str, attributes: Mapping[str, Any], resource: Any
-    ) -> str:
-        key = (
-            resource_id,
-            service,
-            _key_part(attributes.get("istio.canonical_service")),
-            _key_part(attributes.get("istio.namespace")),
-        )
-        found = self._services.get(key)
-        if found is None:
-            found = classify.workload_service(service, attributes, resource)
-            _remember(self._services, key, found)
-        return found
-
-    def _version(self, resource_id: int, attributes: Mapping[str, Any], resource: Any) -> str:
-        key = (resource_id, _key_part(attributes.get("istio.canonical_revision")))
-        found = self._versions.get(key)
-        if found is None:
-            found = classify.version(attributes, resource) or UNKNOWN_VERSION
-            _remember(self._versions, key, found)
-        return found
-
-
-def _key_part(value: Any) -> Any:
-    """An attribute value as part of a cache key. Arrays and maps (unhashable) count as absent,
-    as they do for classification, which reads only texts and integers."""
-    return None if isinstance(value, list | dict) else value
-
-
-def _remember(cache: dict[Any, str], key: Any, value: str) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
+ROLLUP_INBOX_COLUMNS = (
+    "kind",
+    "minute_unix",
+    "a",
+    "b",
+    "c",
+    "d",
+    "source_kind",
+    "requests",
+    "errors",
+    "latency_keys",
+    "latency_counts",
+    "mtls_mutual",
+    "mtls_tls",
+    "mtls_plaintext",
+    "mtls_unknown",
+)
+"""rollup_inbox's columns. `a`-`d` hold the rollup key, whose meaning depends on `kind`: for
+'service' the service, operation ('' for all), version ('' for all) and ''; for 'edge' the
+source, its node type, the target and its node type."""
 
 
 @dataclass(slots=True)
@@ -181,7 +99,7 @@ class BatchDerivation:
         clients: dict[tuple[bytes, bytes], SpanFacts] = {}
         entries = []
         for fact in facts:
-            if fact.kind in (2, 5):
+            if fact.kind in classify.ENTRY_KINDS:
                 entries.append(fact)
             elif fact.is_database:
                 self._edge(fact, fact.service, "service", *classify.virtual_peer(fact.attributes))
@@ -192,7 +110,7 @@ class BatchDerivation:
         for client in clients.values():  # not paired in this batch: PostgreSQL pairs it
             peer, peer_type = classify.virtual_peer(client.attributes)
             self.halves.append(
-                _half(client, client.trace_id, client.span_id, CLIENT_SIDE, peer, peer_type)
+                half(client, client.trace_id, client.span_id, CLIENT_SIDE, peer, peer_type)
             )
         self._spread_service_signals()
         return self
@@ -252,24 +170,7 @@ class BatchDerivation:
         for trace_id, span_id in callers:
             client = clients.pop((trace_id, span_id), None)
             if client is None:
-                self.halves.append(_half(f, trace_id, span_id, SERVER_SIDE, "", ""))
+                self.halves.append(half(f, trace_id, span_id, SERVER_SIDE, "", ""))
             elif client.service != service:  # a request on the edge client -> server
-                state = mtls if mtls else client.mtls
+                state = paired_mtls(mtls, client.mtls)
                 self._edge(client, client.service, "service", service, "service", error, state)
-
-
-def _half(
-    f: SpanFacts, trace_id: bytes, span_id: bytes, side: int, peer: str, peer_type: str
-) -> HalfRow:
-    return (
-        trace_id,
-        span_id,
-        side,
-        f.service,
-        f.start_unix_nano,
-        f.duration_ns,
-        f.error,
-        f.mtls,
-        peer,
-        peer_type,
-    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import AsyncConnection
 
-from collector.cardinality import DimensionBudget
+from collector.derive.cardinality import DimensionBudget
 
 
 class KnownDimensions:

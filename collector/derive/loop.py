@@ -1,0 +1,170 @@
+"""The derive loop: every few seconds, one pass that turns what ingest queued into rollups.
+
+One pass is one transaction, run by one meshlens process at a time (an advisory lock):
+1. pairs the request halves ingest queued with each other and with those still waiting, and
+   expires those that waited longer than the pairing window (`pairing`);
+2. takes the signals writers aggregated at ingest (`rollup_inbox`, see `batch`);
+3. takes the points of Istio / Linkerd series writers queued, as deltas per series
+   (`metric_fold`: edges with source_kind 'mesh-metrics');
+4. folds all of it into the minute, 10-minute and hour rollups (`rollup_fold`), and the
+   utilization maxima into `saturation_rollups`, every name within the cardinality budget
+   (`cardinality`: what is over a cap counts under `meshlens.overflow`; what it admits is saved
+   with the pass).
+Pairing in the database survives restarts, sees halves written by any collector process, and
+tolerates halves minutes apart in either order; each pair is counted once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg import AsyncConnection
+
+from collector.derive.batch import Signals
+from collector.derive.cardinality import DimensionBudget, Kind
+from collector.derive.cardinality_store import KnownDimensions
+from collector.derive.metric_fold import fold_mesh_points, fold_saturation
+from collector.derive.pairing import CLIENT_SIDE, PairingStore
+from collector.derive.rollup_fold import RollupFold, signals_from_columns
+from meshlens.signals.histogram import bucket_of
+
+if TYPE_CHECKING:
+    from collector.cardinality_budget import CardinalityBudget
+    from collector.metrics import IngestMetrics
+    from meshlens.database import Database
+    from meshlens.settings import Settings
+
+log = logging.getLogger("meshlens")
+_LOCK_KEY = 0x6D6C64657269766  # "mlderiv"
+_INBOX = """
+    DELETE FROM rollup_inbox RETURNING kind, minute_unix, a, b, c, d, source_kind, requests,
+        errors, latency_keys, latency_counts, mtls_mutual, mtls_tls, mtls_plaintext, mtls_unknown
+"""
+
+
+@dataclass(slots=True)
+class DeriveStats:
+    """What one run did."""
+
+    ran: bool = False
+    pairs: int = 0
+    expired_client_halves: int = 0
+    expired_server_halves: int = 0
+    inbox_rows: int = 0
+    rollup_rows: int = 0
+    metric_points: Counter[str] = field(default_factory=Counter)  # by cumulative.Outcome
+    saturation_rows: int = 0
+    folded: Counter[Kind] = field(default_factory=Counter)  # requests under the overflow
+
+
+class Deriver:
+    """Runs derivation passes on one connection; `run_once` is one transaction."""
+
+    def __init__(
+        self, pairing_window_seconds: float, budget: DimensionBudget | None = None
+    ) -> None:
+        self._window = pairing_window_seconds
+        self._known = KnownDimensions(budget) if budget is not None else None
+
+    async def run_once(self, conn: AsyncConnection) -> DeriveStats:
+        """One pass. Does nothing (ran=False) while another process holds the deriver lock."""
+        if self._known is None:
+            return await self._run(conn)
+        try:
+            stats = await self._run(conn)
+        except BaseException:
+            self._known.budget.rollback()
+            raise
+        stats.folded = self._known.budget.commit()[1]
+        return stats
+
+    async def _run(self, conn: AsyncConnection) -> DeriveStats:
+        stats = DeriveStats()
+        budget = self._known.budget if self._known is not None else None
+        async with conn.transaction():
+            cursor = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            row = await cursor.fetchone()
+            if row is None or not row[0]:
+                return stats
+            stats.ran = True
+            if self._known is not None:
+                await self._known.catch_up(conn)
+            fold = RollupFold(budget=budget)
+            await self._pair(PairingStore(conn), fold, stats)
+            await self._take_inbox(conn, fold, stats)
+            stats.metric_points = await fold_mesh_points(conn, fold)
+            stats.rollup_rows = await fold.write(conn)
+            stats.saturation_rows = await fold_saturation(conn, budget)
+            if self._known is not None:
+                await self._known.save_pending(conn)
+        return stats
+
+    async def _pair(self, store: PairingStore, fold: RollupFold, stats: DeriveStats) -> None:
+        for pair in await store.pair():
+            signals = _signals(pair.durations, pair.error, pair.mtls)
+            stats.pairs += signals.requests
+            key = (pair.source, "service", pair.target, "service")
+            fold.add("edge", pair.minute_unix, key, signals, "traces")
+        for gone in await store.expire(self._window):
+            if gone.side != CLIENT_SIDE:
+                stats.expired_server_halves += len(gone.durations)
+                continue
+            signals = _signals(gone.durations, gone.error, gone.mtls)
+            stats.expired_client_halves += signals.requests
+            key = (gone.service, "service", gone.peer, gone.peer_type)
+            fold.add("edge", gone.minute_unix, key, signals, "traces")
+
+    async def _take_inbox(
+        self, conn: AsyncConnection, fold: RollupFold, stats: DeriveStats
+    ) -> None:
+        cursor = await conn.execute(_INBOX)
+        for row in await cursor.fetchall():
+            kind, minute, a, b, c, d, source_kind = row[:7]
+            fold.add(kind, minute, (a, b, c, d), signals_from_columns(row[7:]), source_kind)
+            stats.inbox_rows += 1
+
+
+def _signals(durations: Iterable[int], error: bool, mtls: int) -> Signals:
+    signals = Signals()
+    for duration in durations:
+        signals.add(bucket_of(duration), error, mtls)
+    return signals
+
+
+async def derive_loop(
+    database: Database,
+    settings: Settings,
+    metrics: IngestMetrics,
+    budget: CardinalityBudget,
+    deriver: Deriver | None = None,
+) -> None:
+    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors.
+
+    Whatever a pass raises is logged and counted, and the pass retried: derivation never stops
+    silently (what a failed pass took is rolled back with its transaction).
+    """
+    deriver = deriver or Deriver(settings.pairing_window_seconds, budget.dimensions)
+    interval_seconds = settings.derive_interval_seconds
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(database.url) as conn:
+                while True:
+                    started = time.perf_counter()
+                    stats = await deriver.run_once(conn)
+                    metrics.observe_derivation(stats, time.perf_counter() - started)
+                    budget.observe_derivation(stats.folded)
+                    await asyncio.sleep(interval_seconds)
+        except (psycopg.Error, OSError) as exc:
+            metrics.derive_failures.labels("database").inc()
+            log.warning("derivation failed (%s); retrying", exc)
+        except Exception:
+            metrics.derive_failures.labels("unexpected").inc()
+            log.exception("derivation failed unexpectedly; retrying")
+        await asyncio.sleep(interval_seconds)
