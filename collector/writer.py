@@ -36,6 +36,7 @@ from collector.series_budget import (
 )
 from meshlens import partitions
 from meshlens.schema import PARTITIONED_TABLES
+from meshlens.timeunits import NANOS_PER_DAY
 
 _POINT_IDENTITY = ("series_id", "time_unix_nano")
 
@@ -102,7 +103,7 @@ class PostgresWriter:
             await self._write(batch)
 
     async def _write(self, batch: WriteBatch) -> None:
-        prepared_days = (day * partitions.NANOS_PER_DAY for p in batch.prepared for day in p.days)
+        prepared_days = (day * NANOS_PER_DAY for p in batch.prepared for day in p.days)
         await self._ensure_partitions(
             "spans", chain((row[9] for row in batch.spans), prepared_days)
         )
@@ -161,7 +162,7 @@ class PostgresWriter:
         return points_inserted(kept, inserted, folded, folded_inserted)
 
     async def _ensure_partitions(self, table: str, times: Iterable[int]) -> None:
-        days = {t // partitions.NANOS_PER_DAY for t in times} - self._known.days[table]
+        days = {t // NANOS_PER_DAY for t in times} - self._known.days[table]
         if days:
             await partitions.create_partitions(self._conn, table, days)
             self._known.days[table].update(days)

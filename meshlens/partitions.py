@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from psycopg import AsyncConnection, sql
 
 from meshlens.schema import PARTITIONED_TABLES
+from meshlens.timeunits import NANOS_PER_DAY
 
-NANOS_PER_DAY = 86_400 * 1_000_000_000
 _LOCK_KEY = 0x6D6573686C656E73  # "meshlens"
 _SUFFIX = re.compile(r"_d(\d{8})$")
 

@@ -1,7 +1,7 @@
 """A known mesh written straight into the rollup tables, and the answers expected from it.
 
 Requests are listed one by one (`Request`), then summed into rows at every resolution the
-deriver writes (`derive.rollup_fold.RESOLUTIONS`: minute, 10-minute and hour rows), all from
+deriver writes (`meshlens.timeunits.RESOLUTIONS`: minute, 10-minute and hour rows), all from
 that one list, so a query reading two resolutions for the same time, or missing some, gets
 numbers that differ from what the tests compute from the list itself. Utilization readings
 (`Reading`) become saturation rows the same way.
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from collector.derive.rollup_fold import RESOLUTIONS
 from meshlens.signals.histogram import LatencyHistogram
+from meshlens.timeunits import RESOLUTIONS
 
 T = int(dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp())  # 12:00, an hour start
 FIRST_MINUTE = T - 4 * 3600  # 08:00

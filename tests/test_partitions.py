@@ -9,8 +9,9 @@ import psycopg
 from meshlens import partitions
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
+from meshlens.timeunits import NANOS_PER_DAY
 
-DAY = partitions.NANOS_PER_DAY
+DAY = NANOS_PER_DAY
 
 
 def _migrate(url: str) -> None:

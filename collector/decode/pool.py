@@ -19,7 +19,7 @@ from collector.decode import OtlpDecoder, TimeWindow
 from collector.derive.at_ingest import derive_ahead
 from collector.errors import StoreUnavailable
 from collector.rows import DecodedBatch, PreparedSpans
-from meshlens.partitions import NANOS_PER_DAY
+from meshlens.timeunits import NANOS_PER_DAY
 
 Signal = Literal["spans", "points"]
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-NANOS_PER_SECOND = 1_000_000_000
-NANOS_PER_DAY = 86_400 * NANOS_PER_SECOND
+from meshlens.timeunits import NANOS_PER_DAY, NANOS_PER_SECOND
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collector.derive import classify
 from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE, HalfRow, half, paired_mtls
 from collector.derive.span_facts import SpanFacts
 from meshlens.signals.histogram import LatencyHistogram
-from meshlens.timeunits import NANOS_PER_MINUTE
+from meshlens.timeunits import MINUTE, NANOS_PER_MINUTE
 
 SPAN_KIND_SERVER = 2
 USER = "user"
@@ -149,14 +149,14 @@ class BatchDerivation:
         error: bool | None = None,
         mtls: int | None = None,
     ) -> None:
-        minute = f.start_unix_nano // NANOS_PER_MINUTE * 60
+        minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
         key = ("edge", minute, source, source_type, target, target_type, "traces")
         self._signals(key).add(
             f.latency_key, f.error if error is None else error, f.mtls if mtls is None else mtls
         )
 
     def _entry(self, f: SpanFacts, clients: dict[tuple[bytes, bytes], SpanFacts]) -> None:
-        minute = f.start_unix_nano // NANOS_PER_MINUTE * 60
+        minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
         service, error, mtls = f.service, f.error, f.mtls
         call = (minute, service, f.operation, f.version)
         signals = self._calls.get(call)

@@ -31,7 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-NEW_SERIES_LOOKBACK_NS = 10 * 60 * 1_000_000_000
+from meshlens.timeunits import NANOS_PER_SECOND, TEN_MINUTES
+
+NEW_SERIES_LOOKBACK_NS = TEN_MINUTES * NANOS_PER_SECOND
 """How old a new series' start may be for its first value to count (10 minutes)."""
 
 

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from collector.derive import classify
+from meshlens.timeunits import NANOS_PER_SECOND
 
 ISTIO_REQUESTS = "istio_requests_total"
 ISTIO_DURATION = "istio_request_duration_milliseconds"
@@ -97,7 +98,7 @@ def edge_series(
     if edge is None or (edge.source, edge.source_type) == (edge.target, edge.target_type):
         return None
     if role == LATENCY and unit in ("s", "us"):
-        return replace(edge, bound_ns=1_000_000_000 if unit == "s" else 1_000)
+        return replace(edge, bound_ns=NANOS_PER_SECOND if unit == "s" else 1_000)
     return edge
 
 

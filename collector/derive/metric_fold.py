@@ -27,13 +27,13 @@ from collector.derive.cardinality import DimensionBudget
 from collector.derive.classify import MTLS_PLAINTEXT
 from collector.derive.cumulative import Reading, advance
 from collector.derive.mesh_metrics import REQUESTS
-from collector.derive.rollup_fold import RESOLUTIONS, RollupFold
+from collector.derive.rollup_fold import RollupFold
 from meshlens.signals.explicit_buckets import from_explicit_buckets
 from meshlens.signals.histogram import LatencyHistogram
+from meshlens.timeunits import MINUTE, NANOS_PER_MINUTE, RESOLUTIONS
 
 MESH_METRICS = "mesh-metrics"
 DELTA_TEMPORALITY = "delta_temporality"
-NANOS_PER_MINUTE = 60 * 1_000_000_000
 
 
 class InboxPoint(NamedTuple):
@@ -100,7 +100,7 @@ async def fold_mesh_points(conn: AsyncConnection, fold: RollupFold) -> Counter[s
 
 def _count(fold: RollupFold, point: InboxPoint, delta: Reading) -> None:
     """Add one delta of `point`'s series to its edge, in the minute of the point's time."""
-    minute = point.time_unix_nano // NANOS_PER_MINUTE * 60
+    minute = point.time_unix_nano // NANOS_PER_MINUTE * MINUTE
     key = (point.source, point.source_type, point.target, point.target_type)
     reasons = None
     if point.role == REQUESTS:

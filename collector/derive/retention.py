@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from meshlens import partitions
-from meshlens.timeunits import DAY, NANOS_PER_SECOND
+from meshlens.timeunits import DAY, NANOS_PER_DAY, NANOS_PER_SECOND
 
 if TYPE_CHECKING:
     from collector.writer import KnownRows
@@ -52,7 +52,7 @@ async def maintain_partitions(database: Database, settings: Settings, known: Kno
     }
     async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
         for table, days in retention.items():
-            horizon = now - days * partitions.NANOS_PER_DAY
+            horizon = now - days * NANOS_PER_DAY
             for name in await partitions.drop_expired(conn, table, horizon):
                 log.info("retention: dropped partition %s", name)
             wanted = range(today - days, today + DAYS_AHEAD + 1)
@@ -65,5 +65,5 @@ async def maintain_partitions(database: Database, settings: Settings, known: Kno
                 (horizon_unix,),
             )
         # cursors of series silent for longer than points are kept: a new start if they return
-        point_horizon = now - settings.point_retention_days * partitions.NANOS_PER_DAY
+        point_horizon = now - settings.point_retention_days * NANOS_PER_DAY
         await conn.execute("DELETE FROM series_cursors WHERE time_unix_nano < %s", (point_horizon,))

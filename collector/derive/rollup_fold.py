@@ -20,10 +20,7 @@ from psycopg.types.json import Jsonb
 from collector.derive.batch import Signals
 from collector.derive.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
 from meshlens.signals.histogram import LatencyHistogram
-
-RESOLUTIONS = (60, 600, 3600)
-"""Rollup resolutions in seconds: minute, 10-minute and hour rows. The API covers a window with
-the coarsest rows that fit (`meshlens.read.windows.RESOLUTIONS`, the same list coarsest first)."""
+from meshlens.timeunits import RESOLUTIONS
 
 # (table, resolution, bucket, key...) -> signals; the key columns depend on the table
 FoldKey = tuple[str, int, int, str, str, str, str]

@@ -21,9 +21,9 @@ import math
 from collections.abc import Mapping
 
 from collector.derive import classify
+from meshlens.timeunits import MINUTE, NANOS_PER_MINUTE
 
 UNKNOWN_SERVICE = "unknown_service"
-NANOS_PER_MINUTE = 60 * 1_000_000_000
 _MODE_KEYS = ("cpu.mode", "state", "process.cpu.state", "system.cpu.state")
 _NOT_IN_USE = frozenset({"idle", "free"})
 
@@ -68,7 +68,7 @@ class GaugeReadings:
             if value is None:
                 ignored += 1
                 continue
-            key = (time_unix_nano // NANOS_PER_MINUTE * 60, service)
+            key = (time_unix_nano // NANOS_PER_MINUTE * MINUTE, service)
             if value > readings.get(key, -1.0):
                 readings[key] = value
         return ignored
