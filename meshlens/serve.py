@@ -23,7 +23,6 @@ from starlette.types import ASGIApp
 
 from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
-from api.access import AccessControl, AccessError, AccessTokens
 from api.app import create_app
 from collector.cardinality import Caps
 from collector.cardinality_budget import CardinalityBudget
@@ -44,6 +43,7 @@ from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.settings import Settings
 from meshlens.tls import CertificateFiles, ServerTls, TlsError, TlsFiles
+from meshlens.web_access import AccessControl, AccessError, AccessTokens
 
 log = logging.getLogger("meshlens")
 MAINTENANCE_SECONDS = 600
