@@ -15,7 +15,9 @@ from psycopg import AsyncConnection, sql
 
 from meshlens.schema import PARTITIONED_TABLES
 
-NANOS_PER_DAY = 86_400 * 1_000_000_000
+# NANOS_PER_DAY re-exported: collector.writer and collector.decode.pool still read it here
+from meshlens.timeunits import NANOS_PER_DAY as NANOS_PER_DAY
+
 _LOCK_KEY = 0x6D6573686C656E73  # "meshlens"
 _SUFFIX = re.compile(r"_d(\d{8})$")
 

@@ -42,6 +42,7 @@ from meshlens.asgi_tls import ClientCertificateProtocol
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.settings import Settings
+from meshlens.timeunits import DAY, NANOS_PER_DAY, NANOS_PER_SECOND
 from meshlens.tls import CertificateFiles, ServerTls, TlsError, TlsFiles
 from meshlens.web_access import AccessControl, AccessError, AccessTokens
 
@@ -366,18 +367,18 @@ async def _maintain_partitions(database: Database, settings: Settings, known: Kn
     }
     async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
         for table, days in retention.items():
-            horizon = now - days * partitions.NANOS_PER_DAY
+            horizon = now - days * NANOS_PER_DAY
             for name in await partitions.drop_expired(conn, table, horizon):
                 log.info("retention: dropped partition %s", name)
             wanted = range(today - days, today + DAYS_AHEAD + 1)
             await partitions.create_partitions(conn, table, wanted)
             known.days[table] = await partitions.existing_days(conn, table)
-        horizon_unix = now // 1_000_000_000 - settings.rollup_retention_days * 86_400
+        horizon_unix = now // NANOS_PER_SECOND - settings.rollup_retention_days * DAY
         for rollups in ("service_rollups", "edge_rollups", "saturation_rollups"):
             await conn.execute(
                 sql.SQL("DELETE FROM {} WHERE bucket_unix < %s").format(sql.Identifier(rollups)),
                 (horizon_unix,),
             )
         # cursors of series silent for longer than points are kept: a new start if they return
-        point_horizon = now - settings.point_retention_days * partitions.NANOS_PER_DAY
+        point_horizon = now - settings.point_retention_days * NANOS_PER_DAY
         await conn.execute("DELETE FROM series_cursors WHERE time_unix_nano < %s", (point_horizon,))

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, text
 
-from meshlens.read.windows import RESOLUTIONS, BucketRange, Series, bucket_ranges
+from meshlens.read.windows import BucketRange, Series, bucket_ranges
+from meshlens.timeunits import HOUR, RESOLUTIONS
 
 MAX_RANGES = 48
 """A series whose points need more ranges than this (an odd step) leaves out the coarsest
@@ -225,12 +226,14 @@ GROUP BY 1, 2
 
 
 NODE_TYPE = text(
-    """
-(SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
-UNION ALL (SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = 3600 LIMIT 1)
-UNION ALL (SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = 3600 LIMIT 1)
+    f"""
+(SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
 UNION ALL
-(SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
+(SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
 LIMIT 1
 """
 )

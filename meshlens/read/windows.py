@@ -28,14 +28,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MINUTE = 60
-TEN_MINUTES = 600
-HOUR = 3600
-RESOLUTIONS = (HOUR, TEN_MINUTES, MINUTE)
-"""Rollup resolutions (seconds) the deriver writes, coarsest first; each divides the previous."""
+from meshlens.timeunits import DAY, MINUTE, RESOLUTIONS
+
 DEFAULT_WINDOW = "15m"
 ROLLUP_RETENTION_DAYS = 90
-MAX_WINDOW_SECONDS = ROLLUP_RETENTION_DAYS * 86400
+MAX_WINDOW_SECONDS = ROLLUP_RETENTION_DAYS * DAY
 MAX_POINTS = 1000
 DEFAULT_STEPS = ("1m", "5m", "1h", "6h", "1d")
 DEFAULT_MAX_POINTS = 120

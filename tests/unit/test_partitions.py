@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from meshlens.partitions import NANOS_PER_DAY, day_from_name, day_of, partition_name
+from meshlens.partitions import day_from_name, day_of, partition_name
+from meshlens.timeunits import NANOS_PER_DAY
 
 
 def test_names_round_trip() -> None:
