@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from functools import lru_cache
 from itertools import accumulate
@@ -212,11 +212,3 @@ class LatencyHistogram:
 
     def __repr__(self) -> str:
         return f"LatencyHistogram(total={self.total}, buckets={len(self.counts)})"
-
-
-def merge_all(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
-    """A new histogram holding the counts of all ``histograms`` (which are left unchanged)."""
-    merged = LatencyHistogram()
-    for histogram in histograms:
-        merged.merge(histogram)
-    return merged
