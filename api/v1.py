@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import schemas as s
-from api.connection import DatabaseUnavailable, read_only
 from meshlens.read import queries
+from meshlens.read.snapshot import DatabaseUnavailable, read_only
 from meshlens.read.windows import Series, Window, WindowError, series_for, window_for
 
 
@@ -208,7 +208,7 @@ def _unknown(name: str) -> ApiError:
 
 @asynccontextmanager
 async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A read-only snapshot (`api.connection`); a database that does not answer is a 503."""
+    """A read-only snapshot (`meshlens.read.snapshot`); a database that does not answer is a 503."""
     try:
         async with read_only(request.app.state.engine) as conn:
             yield conn

@@ -175,7 +175,7 @@ def instrumented() -> Iterator[Phases]:
     patches: list[contextlib.AbstractContextManager[Any]] = [
         mock.patch.object(evaluation, "Readings", TimedReadings),
         mock.patch.object(evaluation, "_notify", _timed("notify", evaluation._notify)),
-        mock.patch.object(queries, "_fetch", _timed("sql", queries._fetch)),
+        mock.patch.object(queries, "fetch", _timed("sql", queries.fetch)),
     ]
     for name in ("load_states", "save_states", "add_history"):
         patches.append(mock.patch.object(store, name, _timed("states", getattr(store, name))))

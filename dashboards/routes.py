@@ -17,11 +17,11 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting.service import AlertingService
-from api.connection import DatabaseUnavailable, read_only
 from dashboards import alerts_view, signin, views
 from dashboards.onboarding import Endpoints, snippets
 from dashboards.rendering import SECURITY_HEADERS, page
 from dashboards.time_range import PRESETS, REFRESH, TimeRange, time_range
+from meshlens.read.snapshot import DatabaseUnavailable, read_only
 from meshlens.read.windows import WindowError
 
 STATIC = Path(__file__).parent / "static"

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.access import COOKIE, SESSION_SECONDS, AccessTokens
 from dashboards.rendering import page
+from meshlens.web_access import COOKIE, SESSION_SECONDS, AccessTokens
 
 router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 8192

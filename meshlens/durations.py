@@ -1,17 +1,20 @@
-"""Durations of alerting rules and receivers: `30s`, `5m`, `1h30m`, `2d`, `1w`, or `0`.
+"""Durations of rules, receivers and query windows: `30s`, `5m`, `1h30m`, `2d`, `1w`, or `0`.
 
 Prometheus' spelling: one or more `<integer><unit>` parts, largest unit first, units `w`, `d`,
 `h`, `m`, `s`; `0` alone means no time. Durations are whole seconds (`model.Rule` keeps seconds),
-so `500ms` and `1.5m` are refused rather than rounded. Unlike `read.windows.parse_duration` (query
-windows: at least a minute, rounded up to whole minutes), any number of seconds is kept as is.
+so `500ms` and `1.5m` are refused rather than rounded. Query windows read the same spelling
+(`read.windows.parse_duration`, through `units_seconds`): there it must be at least a minute and
+is rounded up to whole minutes; here any number of seconds is kept as is.
 """
 
 from __future__ import annotations
 
 import re
 
-UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-MAX_SECONDS = 10 * 365 * 86400
+from meshlens.timeunits import DAY, HOUR, MINUTE
+
+UNITS = {"w": 7 * DAY, "d": DAY, "h": HOUR, "m": MINUTE, "s": 1}
+MAX_SECONDS = 10 * 365 * DAY
 """Ten years: longer is a typo (and would overflow timestamps downstream)."""
 
 _DURATION = re.compile("".join(rf"(?:(\d{{1,9}}){unit})?" for unit in UNITS), re.ASCII)
@@ -27,14 +30,22 @@ def parse_duration(text: str) -> int:
     stripped = text.strip()
     if stripped == "0":
         return 0
-    match = _DURATION.fullmatch(stripped) if 0 < len(stripped) <= 40 else None
-    if match is None or not any(match.groups()):
+    seconds = units_seconds(stripped)
+    if seconds is None:
         raise DurationError(_explain(stripped))
-    amounts = zip(match.groups(), UNITS.values(), strict=True)
-    seconds = sum(int(amount) * unit for amount, unit in amounts if amount)
     if seconds > MAX_SECONDS:
         raise DurationError(f"{stripped!r} is longer than ten years")
     return seconds
+
+
+def units_seconds(text: str) -> int | None:
+    """Seconds in `text` spelled as `<integer><unit>` parts, largest unit first (`1h30m`); None
+    when it is not (`0`, empty, spaces around, over 40 characters). No upper limit."""
+    match = _DURATION.fullmatch(text) if 0 < len(text) <= 40 else None
+    if match is None or not any(match.groups()):
+        return None
+    amounts = zip(match.groups(), UNITS.values(), strict=True)
+    return sum(int(amount) * unit for amount, unit in amounts if amount)
 
 
 def format_duration(seconds: int) -> str:

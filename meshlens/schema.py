@@ -156,17 +156,29 @@ def _half_columns() -> list[Column[object]]:
     ]
 
 
+REQUEST_COLUMNS = ("requests", "errors")
+"""Requests, and those that failed."""
+LATENCY_COLUMNS = ("latency_keys", "latency_counts")
+"""A latency histogram: its bucket keys (`meshlens.signals.histogram`), sorted, and their counts."""
+MTLS_COLUMNS = ("mtls_mutual", "mtls_tls", "mtls_plaintext", "mtls_unknown")
+"""Requests by mTLS state."""
+SIGNAL_COLUMNS = (*REQUEST_COLUMNS, *LATENCY_COLUMNS, *MTLS_COLUMNS)
+"""The signal columns of `rollup_inbox` and the rollup tables, in their order: what the deriver
+writes and the read layer sums. Spell them from here, not as strings of their own."""
+
+
 def _signal_columns() -> list[Column[object]]:
+    keys, counts = LATENCY_COLUMNS
     return [
-        Column("requests", BigInteger, nullable=False),
-        Column("errors", BigInteger, nullable=False),
-        Column("latency_keys", ARRAY(SmallInteger), nullable=False),
-        Column("latency_counts", ARRAY(BigInteger), nullable=False),
-        Column("mtls_mutual", BigInteger, nullable=False),
-        Column("mtls_tls", BigInteger, nullable=False),
-        Column("mtls_plaintext", BigInteger, nullable=False),
-        Column("mtls_unknown", BigInteger, nullable=False),
+        *map(_count_column, REQUEST_COLUMNS),
+        Column(keys, ARRAY(SmallInteger), nullable=False),
+        Column(counts, ARRAY(BigInteger), nullable=False),
+        *map(_count_column, MTLS_COLUMNS),
     ]
+
+
+def _count_column(name: str) -> Column[object]:
+    return Column(name, BigInteger, nullable=False)
 
 
 edge_halves_inbox = Table("edge_halves_inbox", metadata, *_half_columns())

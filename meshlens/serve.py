@@ -20,7 +20,6 @@ from starlette.types import ASGIApp
 
 from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
-from api.access import AccessControl, AccessError, AccessTokens
 from api.app import create_app
 from collector.cardinality_budget import CardinalityBudget
 from collector.decode.pool import DecodePool
@@ -41,6 +40,7 @@ from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.settings import Settings
 from meshlens.tls import CertificateFiles, ServerTls, TlsError, TlsFiles
+from meshlens.web_access import AccessControl, AccessError, AccessTokens
 
 log = logging.getLogger("meshlens")
 GC_YOUNG_THRESHOLD = 20_000

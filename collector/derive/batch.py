@@ -23,6 +23,7 @@ from typing import Any
 from collector.derive import classify
 from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE, HalfRow, half, paired_mtls
 from collector.derive.span_facts import SpanFacts
+from meshlens.schema import SIGNAL_COLUMNS
 from meshlens.signals.histogram import LatencyHistogram
 from meshlens.timeunits import MINUTE, NANOS_PER_MINUTE
 
@@ -36,14 +37,7 @@ ROLLUP_INBOX_COLUMNS = (
     "c",
     "d",
     "source_kind",
-    "requests",
-    "errors",
-    "latency_keys",
-    "latency_counts",
-    "mtls_mutual",
-    "mtls_tls",
-    "mtls_plaintext",
-    "mtls_unknown",
+    *SIGNAL_COLUMNS,
 )
 """rollup_inbox's columns. `a`-`d` hold the rollup key, whose meaning depends on `kind`: for
 'service' the service, operation ('' for all), version ('' for all) and ''; for 'edge' the
@@ -51,7 +45,7 @@ source, its node type, the target and its node type."""
 
 
 @dataclass(slots=True)
-class Signals:
+class RollupSignals:
     """Requests, errors, latency and mTLS states of one rollup key."""
 
     requests: int = 0
@@ -67,7 +61,7 @@ class Signals:
         self.latency.add_key(latency_key)
         self.mtls[mtls] += 1
 
-    def merge(self, other: Signals) -> None:
+    def merge(self, other: RollupSignals) -> None:
         """Add `other` into this one."""
         self.requests += other.requests
         self.errors += other.errors
@@ -76,7 +70,7 @@ class Signals:
             self.mtls[state] += count
 
     def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int]:
-        """The signal columns of the rollup tables, in their order."""
+        """The signal columns of the rollup tables, in their order (`SIGNAL_COLUMNS`)."""
         keys, counts = self.latency.to_arrays()
         unknown, plaintext, tls, mutual = self.mtls
         return (self.requests, self.errors, keys, counts, mutual, tls, plaintext, unknown)
@@ -90,9 +84,9 @@ RollupKey = tuple[str, int, str, str, str, str, str]
 class BatchDerivation:
     """The halves and pre-aggregated signals of the spans one batch inserted."""
 
-    rollups: dict[RollupKey, Signals] = field(default_factory=dict)
+    rollups: dict[RollupKey, RollupSignals] = field(default_factory=dict)
     halves: list[HalfRow] = field(default_factory=list)
-    _calls: dict[tuple[int, str, str, str], Signals] = field(default_factory=dict)
+    _calls: dict[tuple[int, str, str, str], RollupSignals] = field(default_factory=dict)
 
     def add_all(self, facts: Iterable[SpanFacts]) -> BatchDerivation:
         """Derive from every span in `facts`; returns self."""
@@ -133,10 +127,10 @@ class BatchDerivation:
         """Rows for rollup_inbox, in its column order."""
         return [key + signals.columns() for key, signals in self.rollups.items()]
 
-    def _signals(self, key: RollupKey) -> Signals:
+    def _signals(self, key: RollupKey) -> RollupSignals:
         signals = self.rollups.get(key)
         if signals is None:
-            signals = self.rollups[key] = Signals()
+            signals = self.rollups[key] = RollupSignals()
         return signals
 
     def _edge(
@@ -161,7 +155,7 @@ class BatchDerivation:
         call = (minute, service, f.operation, f.version)
         signals = self._calls.get(call)
         if signals is None:
-            signals = self._calls[call] = Signals()
+            signals = self._calls[call] = RollupSignals()
         signals.add(f.latency_key, error, mtls)
         callers = [(f.trace_id, f.parent_span_id)] if f.parent_span_id else []
         callers.extend(link for link in f.links if link not in callers)

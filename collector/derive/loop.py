@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import psycopg
 from psycopg import AsyncConnection
 
-from collector.derive.batch import Signals
+from collector.derive.batch import ROLLUP_INBOX_COLUMNS, RollupSignals
 from collector.derive.cardinality import DimensionBudget, Kind
 from collector.derive.cardinality_store import KnownDimensions
 from collector.derive.metric_fold import fold_mesh_points, fold_saturation
@@ -43,10 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meshlens")
 _LOCK_KEY = 0x6D6C64657269766  # "mlderiv"
-_INBOX = """
-    DELETE FROM rollup_inbox RETURNING kind, minute_unix, a, b, c, d, source_kind, requests,
-        errors, latency_keys, latency_counts, mtls_mutual, mtls_tls, mtls_plaintext, mtls_unknown
-"""
+_INBOX = f"DELETE FROM rollup_inbox RETURNING {', '.join(ROLLUP_INBOX_COLUMNS)}"
 
 
 @dataclass(slots=True)
@@ -131,8 +128,8 @@ class Deriver:
             stats.inbox_rows += 1
 
 
-def _signals(durations: Iterable[int], error: bool, mtls: int) -> Signals:
-    signals = Signals()
+def _signals(durations: Iterable[int], error: bool, mtls: int) -> RollupSignals:
+    signals = RollupSignals()
     for duration in durations:
         signals.add(bucket_of(duration), error, mtls)
     return signals

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
-from collector.derive.batch import Signals
+from collector.derive.batch import RollupSignals
 from collector.derive.cardinality import DimensionBudget
 from collector.derive.classify import MTLS_PLAINTEXT
 from collector.derive.cumulative import Reading, advance
@@ -109,14 +109,14 @@ def _count(fold: RollupFold, point: InboxPoint, delta: Reading) -> None:
             return
         mtls = [0, 0, 0, 0]
         mtls[point.mtls] = n
-        signals = Signals(n, n if point.error else 0, LatencyHistogram(), mtls)
+        signals = RollupSignals(n, n if point.error else 0, LatencyHistogram(), mtls)
         if point.mtls == MTLS_PLAINTEXT and point.plaintext_reason:
             reasons = {point.plaintext_reason: n}
     else:
         latency = from_explicit_buckets(delta.bounds or (), delta.buckets or ())
         if not latency.counts:
             return
-        signals = Signals(latency=latency)
+        signals = RollupSignals(latency=latency)
     fold.add("edge", minute, key, signals, MESH_METRICS, reasons)
 
 

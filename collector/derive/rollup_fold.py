@@ -17,8 +17,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from collector.derive.batch import Signals
+from collector.derive.batch import RollupSignals
 from collector.derive.cardinality import OVERFLOW, OVERFLOW_NODE_TYPE, DimensionBudget, Kind
+from meshlens.schema import SIGNAL_COLUMNS
 from meshlens.signals.histogram import LatencyHistogram
 from meshlens.timeunits import RESOLUTIONS
 
@@ -28,9 +29,9 @@ FoldKey = tuple[str, int, int, str, str, str, str]
 
 @dataclass(slots=True)
 class RollupFold:
-    """Signals per rollup row, at every resolution."""
+    """RollupSignals per rollup row, at every resolution."""
 
-    signals: dict[FoldKey, Signals] = field(default_factory=dict)
+    signals: dict[FoldKey, RollupSignals] = field(default_factory=dict)
     types: dict[FoldKey, tuple[str, str]] = field(default_factory=dict)
     reasons: dict[FoldKey, Counter[str]] = field(default_factory=dict)
     budget: DimensionBudget | None = None
@@ -40,7 +41,7 @@ class RollupFold:
         kind: str,
         minute: int,
         key: tuple[str, str, str, str],
-        signals: Signals,
+        signals: RollupSignals,
         source_kind: str,
         reasons: Mapping[str, int] | None = None,
     ) -> None:
@@ -59,7 +60,7 @@ class RollupFold:
                     self.reasons.setdefault(fold_key, Counter()).update(reasons)
             target = self.signals.get(fold_key)
             if target is None:
-                target = self.signals[fold_key] = Signals()
+                target = self.signals[fold_key] = RollupSignals()
             target.merge(signals)
 
     async def write(self, conn: AsyncConnection) -> int:
@@ -128,10 +129,10 @@ def _within_budget(
     )
 
 
-def signals_from_columns(columns: tuple[Any, ...]) -> Signals:
-    """Signals from the signal columns of a rollup row, in their order."""
+def signals_from_columns(columns: tuple[Any, ...]) -> RollupSignals:
+    """RollupSignals from the signal columns of a rollup row, in their order."""
     requests, errors, keys, counts, mutual, tls, plaintext, unknown = columns
-    return Signals(
+    return RollupSignals(
         requests,
         errors,
         LatencyHistogram.from_arrays(keys, counts),
@@ -143,13 +144,8 @@ def _columns_of(keys: list[FoldKey]) -> list[list[Any]]:
     return [[key[n] for key in keys] for n in range(1, 6)]
 
 
-_SIGNAL_NAMES = (
-    "requests, errors, latency_keys, latency_counts, mtls_mutual, mtls_tls, mtls_plaintext,"
-    " mtls_unknown"
-)
-_SIGNAL_UPDATES = ", ".join(
-    f"{name} = EXCLUDED.{name}" for name in _SIGNAL_NAMES.replace(" ", "").split(",")
-)
+_SIGNAL_NAMES = ", ".join(SIGNAL_COLUMNS)
+_SIGNAL_UPDATES = ", ".join(f"{name} = EXCLUDED.{name}" for name in SIGNAL_COLUMNS)
 _EXISTING_SERVICE = f"""
     SELECT resolution, bucket_unix, service, operation, version, {_SIGNAL_NAMES}
     FROM service_rollups

@@ -105,17 +105,17 @@ async def service_series(conn: AsyncConnection, series: Series, name: str) -> Se
     """One node's signals per point; None when `name` was never seen."""
     chosen = sql.Rows.series(series)
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
-    rows = await _fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
+    rows = await fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
     signals_from = ENTRY_SPANS
     for _, _, _, point, *columns in rows:
         _add(points[point].signals, *columns)
     if not rows:
-        rows = await _fetch(conn, sql.edges(chosen, sql.EDGE_INTO, name))
+        rows = await fetch(conn, sql.edges(chosen, sql.EDGE_INTO, name))
         signals_from = INBOUND_EDGES
         for _, _, _, _, _, counted, point, *columns, _ in rows:
             if counted:
                 _add(points[point].signals, *columns)
-    saturation = await _fetch(conn, sql.saturation(chosen, sql.SATURATION_OF, name))
+    saturation = await fetch(conn, sql.saturation(chosen, sql.SATURATION_OF, name))
     if not rows and not saturation and await node_type(conn, name) is None:
         return None
     for _, point, highest in saturation:
@@ -128,7 +128,7 @@ async def mesh_series(conn: AsyncConnection, series: Series) -> list[SeriesPoint
 
     A request through three services counts three times: each service served it."""
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
-    for point, *columns in await _fetch(conn, sql.mesh_services(sql.Rows.series(series))):
+    for point, *columns in await fetch(conn, sql.mesh_services(sql.Rows.series(series))):
         _add(points[point].signals, *columns)
     return points
 
@@ -158,7 +158,7 @@ async def mtls_points(
     the rows that count (as the graph draws the edges)."""
     points = [MtlsPoint(*series.point(n), Mtls()) for n in range(series.size)]
     per_edge: dict[tuple[str, str], list[Mtls]] = {}
-    for row in await _fetch(conn, sql.mtls_points(sql.Rows.series(series))):
+    for row in await fetch(conn, sql.mtls_points(sql.Rows.series(series))):
         source, target, _, counted, point, *states = row
         if counted:
             points[point].mtls.add(*states)
@@ -177,8 +177,11 @@ async def node_type(conn: AsyncConnection, name: str) -> str | None:
 # --- rows to results ---------------------------------------------------------------------------
 
 
-async def _fetch(conn: AsyncConnection, query: sql.Query) -> Sequence[Row]:
-    """The result rows of `query` (as many as keys and points: `meshlens.read.rollup_sql` sums)."""
+async def fetch(conn: AsyncConnection, query: sql.Query) -> Sequence[Row]:
+    """The result rows of `query` (as many as keys and points: `meshlens.read.rollup_sql` sums).
+
+    Every summing statement of the reads above (all but `node_type`) runs through here: the place
+    to time them (`bench/alerting.py` does)."""
     result = await conn.execute(query.statement, query.parameters)
     return [tuple(row) for row in result]
 
@@ -200,7 +203,7 @@ async def _service_rows(
 ) -> list[_ServiceRow]:
     """Service rows of the window summed per service, operation and version."""
     found = []
-    for service, operation, version, _, *columns in await _fetch(
+    for service, operation, version, _, *columns in await fetch(
         conn, sql.services(_rows(window), where, name)
     ):
         signals = Signals(seconds=window.seconds)
@@ -222,7 +225,7 @@ async def _edges(
     edges: dict[tuple[str, str], Edge] = {}
     kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
     query = sql.edges(_rows(window), where, name, served_latency=served_latency)
-    for row in await _fetch(conn, query):
+    for row in await fetch(conn, query):
         source, source_type, target, target_type, kind, counted, _, *columns, reasons = row
         key = (source, target)
         kinds[key].add(kind)
@@ -252,7 +255,7 @@ async def _saturation(
     conn: AsyncConnection, window: Window, where: sql.Where, name: str | None = None
 ) -> dict[str, float]:
     """The highest utilization per service over the window."""
-    rows = await _fetch(conn, sql.saturation(_rows(window), where, name))
+    rows = await fetch(conn, sql.saturation(_rows(window), where, name))
     return {service: highest for service, _, highest in rows}
 
 

@@ -7,7 +7,6 @@ the covered seconds of the window or point they describe.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from operator import add
 import orjson
 
 from meshlens.read.windows import Series
-from meshlens.signals.histogram import MAX_KEY, LatencyHistogram, bucket_value_ns
+from meshlens.signals.histogram import MAX_KEY, QUANTILES, LatencyHistogram, quantiles_ms
 
 ENTRY_SPANS = "entry-spans"
 INBOUND_EDGES = "inbound-edges"
@@ -49,17 +48,14 @@ class Mtls:
         self.unknown += unknown
 
 
-QUANTILES = (("p50", 50, 100), ("p95", 95, 100), ("p99", 99, 100))
-"""Name, numerator and denominator of each percentile `latency_ms` gives."""
-
-
 class Latency:
     """Latency histograms added up for one answer, summed only when a percentile is asked.
 
     Histograms are kept as they come (rollup rows' arrays, or the JSON text `read.rollup_sql`
     concatenates them into), so adding one costs an append. Summing them goes into a dense list
     indexed by bucket key, two to three times cheaper per bucket than a dict, and percentiles
-    come from its running sum. Values equal `LatencyHistogram.quantiles_ms` of the same counts.
+    come from its running sum by `meshlens.signals.histogram.quantiles_ms`, as those of a
+    `LatencyHistogram` of the same counts do.
     """
 
     __slots__ = ("_dense", "_pending", "_quantiles")
@@ -123,16 +119,11 @@ class Latency:
 
     def _compute_quantiles(self) -> dict[str, float | None]:
         if self._dense is None and not self._pending:
-            return {name: None for name, _, _ in QUANTILES}
-        running = list(accumulate(self.counts()))
-        total = running[-1]
-        if total <= 0:
-            return {name: None for name, _, _ in QUANTILES}
-        quantiles: dict[str, float | None] = {}
-        for name, numerator, denominator in QUANTILES:
-            rank = min(max(-(-total * numerator // denominator), 1), total)  # `nearest_rank`
-            quantiles[name] = round(bucket_value_ns(bisect_left(running, rank)) / 1e6, 3)
-        return quantiles
+            return quantiles_ms((), (), QUANTILES)
+        return quantiles_ms(_KEYS, list(accumulate(self.counts())), QUANTILES)
+
+
+_KEYS = range(MAX_KEY + 1)
 
 
 _BRACKETS = str.maketrans("{}", "[]")

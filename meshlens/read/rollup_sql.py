@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import TextClause, text
 
-from meshlens.read.windows import RESOLUTIONS, BucketRange, Series, bucket_ranges
+from meshlens.read.windows import BucketRange, Series, bucket_ranges
+from meshlens.schema import LATENCY_COLUMNS, MTLS_COLUMNS, REQUEST_COLUMNS
+from meshlens.timeunits import HOUR, RESOLUTIONS
 
 MAX_RANGES = 48
 """A series whose points need more ranges than this (an odd step) leaves out the coarsest
@@ -107,18 +109,24 @@ class Rows:
         return bound
 
 
-_SUMS = """sum(t.requests)::bigint AS requests, sum(t.errors)::bigint AS errors,
-       {latency} AS latency,
-       sum(t.mtls_mutual)::bigint AS mtls_mutual, sum(t.mtls_tls)::bigint AS mtls_tls,
-       sum(t.mtls_plaintext)::bigint AS mtls_plaintext,
-       sum(t.mtls_unknown)::bigint AS mtls_unknown"""
+def _summed(columns: tuple[str, ...]) -> str:
+    return ",\n       ".join(f"sum(t.{name})::bigint AS {name}" for name in columns)
+
+
+_MTLS_SUMS = _summed(MTLS_COLUMNS)
+_SUMS = f"""{_summed(REQUEST_COLUMNS)},
+       {{latency}} AS latency,
+       {_MTLS_SUMS}"""
+"""The signal columns (`meshlens.schema.SIGNAL_COLUMNS`) summed, in their order, the latency
+histograms as one text (`_latency`) in place of their two columns."""
 
 
 def _latency(wanted: str) -> str:
     """The histograms of the rows meeting `wanted`, as `[{keys},{counts},{keys},...]` (array
     literals: JSON once braces become brackets; NULL when no row has a bucket)."""
-    pairs = "t.latency_keys::text || ',' || t.latency_counts::text"
-    only = f"{wanted} AND cardinality(t.latency_keys) > 0"
+    keys, counts = LATENCY_COLUMNS
+    pairs = f"t.{keys}::text || ',' || t.{counts}::text"
+    only = f"{wanted} AND cardinality(t.{keys}) > 0"
     return f"'[' || string_agg({pairs}, ',') FILTER (WHERE {only}) || ']'"
 
 
@@ -202,9 +210,7 @@ def mtls_points(rows: Rows) -> Query:
     statement = f"""WITH {_metered(rows, EDGE_ANY)}
 SELECT t.source, t.target, t.source_kind AS kind, {_COUNTED} AS counted,
        {rows.point()} AS point,
-       sum(t.mtls_mutual)::bigint AS mtls_mutual, sum(t.mtls_tls)::bigint AS mtls_tls,
-       sum(t.mtls_plaintext)::bigint AS mtls_plaintext,
-       sum(t.mtls_unknown)::bigint AS mtls_unknown
+       {_MTLS_SUMS}
 FROM edge_rollups t {_JOIN_METERED}
 WHERE {rows.predicate()}
 GROUP BY 1, 2, 3, 4, 5
@@ -225,12 +231,14 @@ GROUP BY 1, 2
 
 
 NODE_TYPE = text(
-    """
-(SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
-UNION ALL (SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = 3600 LIMIT 1)
-UNION ALL (SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = 3600 LIMIT 1)
+    f"""
+(SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
 UNION ALL
-(SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = 3600 LIMIT 1)
+(SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
 LIMIT 1
 """
 )

@@ -28,22 +28,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-MINUTE = 60
-TEN_MINUTES = 600
-HOUR = 3600
-RESOLUTIONS = (HOUR, TEN_MINUTES, MINUTE)
-"""Rollup resolutions (seconds) the deriver writes, coarsest first; each divides the previous."""
+from meshlens.durations import units_seconds
+from meshlens.timeunits import DAY, MINUTE, RESOLUTIONS
+
 DEFAULT_WINDOW = "15m"
 ROLLUP_RETENTION_DAYS = 90
-MAX_WINDOW_SECONDS = ROLLUP_RETENTION_DAYS * 86400
+MAX_WINDOW_SECONDS = ROLLUP_RETENTION_DAYS * DAY
 MAX_POINTS = 1000
 DEFAULT_STEPS = ("1m", "5m", "1h", "6h", "1d")
 DEFAULT_MAX_POINTS = 120
 """Without `step`, series use the finest of `DEFAULT_STEPS` giving at most this many points.
 Past 10 hours that is a step of whole hours, so the points of long windows read hour rows."""
 
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_DURATION = re.compile("".join(rf"(?:(\d{{1,9}}){unit})?" for unit in _UNITS), re.ASCII)
 _UNIX_SECONDS = re.compile(r"\d{1,12}(?:\.\d{1,9})?", re.ASCII)
 _MAX_END = 253402300799  # 9999-12-31T23:59:59Z
 
@@ -53,15 +49,16 @@ class WindowError(ValueError):
 
 
 def parse_duration(text: str, name: str) -> int:
-    """Seconds in `text` (`90s`, `15m`, `1h30m`, `7d`), at least 60, rounded up to minutes."""
-    match = _DURATION.fullmatch(text.strip()) if len(text) <= 40 else None
-    if match is None or not any(match.groups()):
+    """Seconds in `text` (`90s`, `15m`, `1h30m`, `7d`), at least 60, rounded up to minutes.
+
+    The spelling is `meshlens.durations`'; `0` is not a window, and the length limit of 40
+    counts the spaces around (the window's own limit is `MAX_WINDOW_SECONDS`, not ten years)."""
+    seconds = units_seconds(text.strip()) if len(text) <= 40 else None
+    if seconds is None:
         raise WindowError(
             f"{name} must be a duration such as 15m, 1h, 24h or 7d (units w, d, h, m, s), "
             f"got {text[:40]!r}"
         )
-    amounts = zip(match.groups(), _UNITS.values(), strict=True)
-    seconds = sum(int(amount) * unit for amount, unit in amounts if amount)
     if seconds < MINUTE:
         raise WindowError(f"{name} must be at least 1m, got {text!r}")
     return math.ceil(seconds / MINUTE) * MINUTE

@@ -16,9 +16,12 @@ histogram built from all the durations at once. Keys fit PostgreSQL ``smallint``
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from functools import lru_cache
+from itertools import accumulate
 
 ALPHA = 0.02
 """Relative accuracy of every quantile of durations >= ``MIN_NS``."""
@@ -29,6 +32,8 @@ MIN_NS = 1_000
 MAX_DURATION_NS = 2**63 - 1
 """Largest duration with a bucket of its own (PostgreSQL bigint); larger ones clamp."""
 SMALLINT_MAX = 32_767
+QUANTILES = (0.5, 0.95, 0.99)
+"""The percentiles the API gives (`latency_ms`: p50, p95, p99)."""
 
 _GAMMA_EXACT = (1 + Fraction(str(ALPHA))) / (1 - Fraction(str(ALPHA)))
 _LOG_GAMMA = math.log(GAMMA)
@@ -82,19 +87,49 @@ def nearest_rank(q: float, n: int) -> int:
     ``q`` is taken as the decimal it prints as, so ``nearest_rank(0.07, 100)`` is 7, not the 8
     that ``ceil(0.07 * 100)`` gives in binary floating point.
     """
-    _check_q(q)
+    numerator, denominator = _decimal(q)
     if n < 1:
         raise ValueError(f"nearest rank needs at least one value, got n={n}")
-    return min(max(math.ceil(Fraction(str(q)) * n), 1), n)
+    return min(max(-(-n * numerator // denominator), 1), n)
 
 
-def _check_q(q: float) -> None:
+@lru_cache(maxsize=256)
+def _decimal(q: float) -> tuple[int, int]:
+    """``q`` as the decimal it prints as, a fraction in lowest terms (asked once per ``q``)."""
     if not 0 <= q <= 1:  # also rejects NaN
         raise ValueError(f"quantile must be within [0, 1], got {q!r}")
+    exact = Fraction(str(q))
+    return exact.numerator, exact.denominator
 
 
+@lru_cache(maxsize=256)
 def _quantile_name(q: float) -> str:
     return f"p{q * 100:g}"
+
+
+def quantile_ns(keys: Sequence[int], running: Sequence[int], q: float) -> float | None:
+    """The nearest-rank ``q`` quantile (ns) of counts given by ascending bucket ``keys`` and
+    their ``running`` sum (``running[i]``: durations in ``keys[:i + 1]``); None when empty.
+
+    Every quantile of meshlens comes from here: ``LatencyHistogram`` passes its keys, a dense
+    sum (``meshlens.read.results.Latency``) passes ``range(MAX_KEY + 1)``."""
+    total = running[-1] if running else 0
+    if total <= 0:
+        _decimal(q)  # an empty histogram still refuses a q outside [0, 1]
+        return None
+    return bucket_value_ns(keys[bisect_left(running, nearest_rank(q, total))])
+
+
+def quantiles_ms(
+    keys: Sequence[int], running: Sequence[int], qs: Sequence[float] = QUANTILES
+) -> dict[str, float | None]:
+    """``{"p50": ms, "p95": ms, "p99": ms}`` (for the default ``qs``) of ``quantile_ns``,
+    rounded to 3 decimals: the API's latency_ms."""
+    result: dict[str, float | None] = {}
+    for q in qs:
+        value = quantile_ns(keys, running, q)
+        result[_quantile_name(q)] = None if value is None else round(value / 1e6, 3)
+    return result
 
 
 class LatencyHistogram:
@@ -140,25 +175,16 @@ class LatencyHistogram:
         Within ``ALPHA`` relative error of the exact nearest-rank value of the durations counted
         when that value is at least ``MIN_NS``, and within ``MIN_NS`` absolute error below it.
         """
-        _check_q(q)
-        total = self.total
-        if total == 0:
-            return None
-        rank = nearest_rank(q, total)
-        seen = 0
-        for key in sorted(self.counts):
-            seen += self.counts[key]
-            if seen >= rank:
-                return bucket_value_ns(key)
-        raise AssertionError("unreachable: rank is at most the total")  # pragma: no cover
+        return quantile_ns(*self._running(), q)
 
-    def quantiles_ms(self, qs: Sequence[float] = (0.5, 0.95, 0.99)) -> dict[str, float | None]:
+    def quantiles_ms(self, qs: Sequence[float] = QUANTILES) -> dict[str, float | None]:
         """``{"p50": ms, "p95": ms, "p99": ms}`` rounded to 3 decimals (the API's latency_ms)."""
-        result: dict[str, float | None] = {}
-        for q in qs:
-            value = self.quantile(q)
-            result[_quantile_name(q)] = None if value is None else round(value / 1e6, 3)
-        return result
+        return quantiles_ms(*self._running(), qs)
+
+    def _running(self) -> tuple[list[int], list[int]]:
+        """Sorted keys and the running sum of their counts."""
+        keys = sorted(self.counts)
+        return keys, list(accumulate(self.counts[key] for key in keys))
 
     def to_arrays(self) -> tuple[list[int], list[int]]:
         """Sorted keys and their counts, for ``smallint[]`` and ``bigint[]`` columns."""
@@ -186,11 +212,3 @@ class LatencyHistogram:
 
     def __repr__(self) -> str:
         return f"LatencyHistogram(total={self.total}, buckets={len(self.counts)})"
-
-
-def merge_all(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
-    """A new histogram holding the counts of all ``histograms`` (which are left unchanged)."""
-    merged = LatencyHistogram()
-    for histogram in histograms:
-        merged.merge(histogram)
-    return merged

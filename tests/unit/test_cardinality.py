@@ -3,7 +3,7 @@ keep their identity (pure: no database)."""
 
 from __future__ import annotations
 
-from collector.derive.batch import Signals
+from collector.derive.batch import RollupSignals
 from collector.derive.cardinality import OVERFLOW, Caps, DimensionBudget, Kind
 from collector.derive.rollup_fold import RollupFold
 from collector.rows import SeriesRow
@@ -74,8 +74,8 @@ def test_a_failed_pass_forgets_what_it_admitted() -> None:
     assert admitted == [("service", "other", "")]
 
 
-def _signals(requests: int) -> Signals:
-    return Signals(requests, 0, LatencyHistogram(), [requests, 0, 0, 0])
+def _signals(requests: int) -> RollupSignals:
+    return RollupSignals(requests, 0, LatencyHistogram(), [requests, 0, 0, 0])
 
 
 def test_the_fold_counts_every_request_under_the_overflow() -> None:

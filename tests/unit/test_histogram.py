@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 
 import pytest
@@ -21,7 +21,6 @@ from meshlens.signals.histogram import (
     LatencyHistogram,
     bucket_of,
     bucket_value_ns,
-    merge_all,
     nearest_rank,
 )
 
@@ -38,6 +37,14 @@ def _histogram(values: list[int]) -> LatencyHistogram:
     for value in values:
         histogram.add(value)
     return histogram
+
+
+def _merged(histograms: Iterable[LatencyHistogram]) -> LatencyHistogram:
+    """A new histogram with the counts of all `histograms`, through `merge` only."""
+    merged = LatencyHistogram()
+    for histogram in histograms:
+        merged.merge(histogram)
+    return merged
 
 
 def _exact(values: list[int], q: float) -> int:
@@ -151,9 +158,9 @@ def test_merge_is_associative_and_equals_one_histogram() -> None:
     left = LatencyHistogram(a.counts).merge(b).merge(c)
     right = LatencyHistogram(a.counts).merge(LatencyHistogram(b.counts).merge(c))
     everything = _histogram([value for part in parts for value in part])
-    assert left == right == everything == merge_all([a, b, c]) == merge_all([c, a, b])
-    assert a == _histogram(parts[0])  # merge_all leaves its inputs alone
-    assert merge_all([]) == LatencyHistogram()
+    assert left == right == everything == _merged([a, b, c]) == _merged([c, a, b])
+    assert a == _histogram(parts[0])  # merging leaves the merged-in histograms alone
+    assert _merged([]) == LatencyHistogram()
 
 
 def test_merge_returns_self() -> None:
@@ -251,9 +258,9 @@ def test_percentiles_survive_rollups_across_minutes_and_services() -> None:
     }
     per_minute = {slot: _histogram(values) for slot, values in minutes.items()}
     hourly = [
-        merge_all(h for (s, _), h in per_minute.items() if s == svc) for svc in ("cart", "checkout")
+        _merged(h for (s, _), h in per_minute.items() if s == svc) for svc in ("cart", "checkout")
     ]
-    mesh = merge_all(hourly)
+    mesh = _merged(hourly)
     values = [value for part in minutes.values() for value in part]
     assert mesh == _histogram(values)
     for q in QS:

@@ -8,10 +8,6 @@ import itertools
 import pytest
 
 from meshlens.read.windows import (
-    HOUR,
-    MINUTE,
-    RESOLUTIONS,
-    TEN_MINUTES,
     BucketRange,
     Series,
     Window,
@@ -23,6 +19,7 @@ from meshlens.read.windows import (
     series_for,
     window_for,
 )
+from meshlens.timeunits import HOUR, MINUTE, RESOLUTIONS, TEN_MINUTES
 
 NOON = int(dt.datetime(2026, 11, 26, 12, tzinfo=dt.UTC).timestamp())
 

@@ -25,9 +25,11 @@ from urllib.parse import quote, urlsplit
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from meshlens.timeunits import HOUR
+
 ROLES = ("read", "admin")
 COOKIE = "meshlens_session"
-SESSION_SECONDS = 12 * 3600
+SESSION_SECONDS = 12 * HOUR
 PUBLIC_PATHS = ("/healthz", "/readyz", "/login", "/logout", "/favicon.ico")
 PUBLIC_PREFIXES = ("/static/",)
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
