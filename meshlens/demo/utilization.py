@@ -14,7 +14,7 @@ import random
 import zlib
 from collections.abc import Sequence
 
-from meshlens.demo.topology import Service, Version
+from meshlens.demo.mesh import Service, Version
 
 NANOS_PER_SECOND = 1_000_000_000
 WAVE, WAVE_PERIOD_SECONDS = 0.04, 1200
