@@ -29,7 +29,6 @@ import httpx
 import orjson
 
 from alerting.destinations import (
-    Allowlist,
     DestinationRefused,
     GuardedTransport,
     Resolver,
@@ -39,6 +38,7 @@ from alerting.destinations import (
 )
 from alerting.formats import Message
 from alerting.model import Receiver
+from meshlens.allowlist import Allowlist
 
 USER_AGENT = "meshlens-alerting/0.1"
 MAX_REDIRECTS = 3

@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting.codec import notification_from_json
 from alerting.delivery import Attempt, Outcome, backoff, deliver
-from alerting.destinations import Allowlist, mask_url
+from alerting.destinations import mask_url
 from alerting.formats import render
 from alerting.model import Receiver
+from meshlens.allowlist import Allowlist
 
 log = logging.getLogger("meshlens.alerting")
 BATCH = 20

@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting import evaluation, outbox
 from alerting.delivery import make_client
-from alerting.destinations import Allowlist
 from alerting.model import Receiver, Rule
 from alerting.rules_file import (
     RulesFile,
@@ -39,6 +38,7 @@ from alerting.rules_file import (
     receiver_from_mapping,
     rule_from_mapping,
 )
+from meshlens.allowlist import Allowlist
 
 log = logging.getLogger("meshlens.alerting")
 for _noisy in ("httpx", "httpcore", "apscheduler"):

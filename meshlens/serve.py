@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry
 from psycopg import sql
 from starlette.types import ASGIApp
 
-from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
 from api.access import AccessControl, AccessError, AccessTokens
 from api.app import create_app
@@ -39,6 +38,7 @@ from collector.receivers.http_receiver import OtlpHttpReceiver
 from collector.writer import KnownRows, PostgresWriter
 from dashboards.routes import Ports, include_dashboards
 from meshlens import partitions
+from meshlens.allowlist import Allowlist
 from meshlens.asgi_tls import ClientCertificateProtocol
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head

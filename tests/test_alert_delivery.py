@@ -22,8 +22,6 @@ from alerting.delivery import (
     parse_retry_after,
 )
 from alerting.destinations import (
-    Allowlist,
-    AllowlistError,
     DestinationRefused,
     DestinationUnresolved,
     Resolver,
@@ -40,6 +38,7 @@ from alerting.formats import (
     verify_signature,
 )
 from alerting.model import Alert, Notification, Receiver, ReceiverType
+from meshlens.allowlist import Allowlist, AllowlistError
 from tests.webhook_sinks import Reply, WebhookSink
 
 LOCAL = Allowlist.parse(["127.0.0.1"])
