@@ -39,8 +39,9 @@ from alerting.rules_file import (
 from alerting.service import AlertingService
 from alerting.store import insert_silence
 from api import alerting_answers as a
+from api.connection import snapshot
+from api.http_errors import ApiError
 from api.schemas import ErrorResponse
-from api.v1 import ApiError, _connection
 
 log = logging.getLogger("meshlens.alerting")
 T = TypeVar("T")
@@ -143,7 +144,7 @@ LimitParam = Annotated[
     response_model_exclude_none=True,
 )
 async def list_rules(request: Request) -> a.RulesResponse:
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         return a.RulesResponse(rules=await a.rule_models(_service(request), conn))
 
 
@@ -154,7 +155,7 @@ async def list_rules(request: Request) -> a.RulesResponse:
     response_model_exclude_none=True,
 )
 async def get_rule(request: Request, name: str) -> a.RuleModel:
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         rules = await a.rule_models(_service(request), conn)
     for rule in rules:
         if rule.name == name:
@@ -223,7 +224,7 @@ async def _save_rule(
 
 @router.get("/receivers", summary="Receivers (file and API), URLs masked")
 async def list_receivers(request: Request) -> a.ReceiversResponse:
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         return a.ReceiversResponse(receivers=await a.receiver_models(_service(request), conn))
 
 
@@ -298,7 +299,7 @@ async def test_receiver(request: Request, name: str) -> a.TestResult:
     service = _service(request)
     if service is None:
         raise ApiError(503, "alerting is not running in this process")
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         receiver = (await a.all_receivers(service, conn)).get(name)
     if receiver is None:
         raise ApiError(404, f"no receiver named {_shown(name)}")
@@ -377,7 +378,7 @@ async def _delete(conn: AsyncConnection, kind: str, name: str) -> None:
 
 @router.get("/silences", summary="Silences, active and expired, newest first")
 async def list_silences(request: Request) -> a.SilencesResponse:
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         return a.SilencesResponse(silences=await a.silence_models(conn, _now(request)))
 
 
@@ -433,7 +434,7 @@ def _silence_id(given: str) -> str:
 
 @router.get("/alerts", summary="Pending and firing alerts")
 async def list_alerts(request: Request) -> a.AlertsResponse:
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         return a.AlertsResponse(alerts=await a.alert_models(conn, _now(request)))
 
 
@@ -444,7 +445,7 @@ async def list_alerts(request: Request) -> a.AlertsResponse:
 )
 async def alert_history(request: Request, limit: LimitParam = None) -> a.HistoryResponse:
     count = _limit(limit)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         return a.HistoryResponse(history=await a.history_models(conn, count))
 
 
@@ -455,7 +456,7 @@ async def alert_history(request: Request, limit: LimitParam = None) -> a.History
 )
 async def list_notifications(request: Request, limit: LimitParam = None) -> a.NotificationsResponse:
     count = _limit(limit)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         receivers = (await a.all_receivers(_service(request), conn)).values()
         found = await a.notification_models(conn, count, receivers)
     return a.NotificationsResponse(notifications=found)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from api.http_errors import ApiError
 
 _SETTINGS = (text("SET LOCAL jit = off"), text("SET LOCAL work_mem = '32MB'"))
 """JIT compiling costs more than these short queries save; a day of edge rows (about 8 MB with
@@ -32,3 +35,14 @@ async def read_only(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
             yield conn
     except (OperationalError, InterfaceError, OSError) as exc:
         raise DatabaseUnavailable(f"the database does not answer: {type(exc).__name__}") from exc
+
+
+@asynccontextmanager
+async def snapshot(request: Request) -> AsyncIterator[AsyncConnection]:
+    """`read_only` on the request's app engine, for one API answer; a database that does not
+    answer is a 503."""
+    try:
+        async with read_only(request.app.state.engine) as conn:
+            yield conn
+    except DatabaseUnavailable as exc:
+        raise ApiError(503, str(exc)) from exc
