@@ -20,7 +20,7 @@ from alerting import grouping, store
 from alerting.lifecycle import FIRING, RESOLVED, AlertState, Observation, quiet, step
 from alerting.model import Alert, Notification, Rule, Scope, Signal, Silence, fingerprint
 from alerting.readings import Instance, Readings
-from alerting.rules_file import TemplateError, render_template
+from alerting.templates import TemplateError, render_template
 
 log = logging.getLogger("meshlens.alerting")
 

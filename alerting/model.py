@@ -61,6 +61,8 @@ COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
 AGGREGATIONS = ("sum", "avg", "min", "max", "last", "rate")
 """How a `metric` rule reduces the matching points in its window (`rate`: per second)."""
 SEVERITIES = ("critical", "warning", "info")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
+"""A label name, as Prometheus allows it (and a name of an annotation)."""
 
 GROUP_WAIT = 30
 GROUP_INTERVAL = 300

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from alerting import evaluation, outbox
 from alerting.delivery import make_client
 from alerting.model import Receiver, Rule
-from alerting.rules_file import (
+from alerting.rules import (
     RulesFile,
     RulesFileError,
     RulesFileWatcher,

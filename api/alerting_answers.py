@@ -26,7 +26,7 @@ from alerting import store
 from alerting.destinations import mask_url
 from alerting.grouping import group_key
 from alerting.model import Alert, Matcher, Notification, Receiver, Rule, Silence
-from alerting.rules_file import (
+from alerting.rules import (
     RulesFileError,
     receiver_from_mapping,
     rule_from_mapping,

@@ -2,7 +2,7 @@
 silences, current alerts, their history, and notifications with every delivery attempt.
 
 Rules and receivers from MESHLENS_RULES_FILE are listed too, read-only (409 on a change).
-Bodies are JSON objects in the rules file's format, validated by `alerting.rules_file`: a
+Bodies are JSON objects in the rules file's format, validated by `alerting.rules`: a
 400 lists every problem (`{"status", "message", "problems": [{"path", "message"}]}`). Changes
 to rules and receivers take a transaction-level advisory lock, so a rule cannot start naming a
 receiver being deleted. Answers and the reads behind them live in `api.alerting_answers`.
@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alerting.delivery import Outcome, deliver
 from alerting.formats import render
 from alerting.model import Receiver, Rule, Silence
-from alerting.rules_file import (
+from alerting.rules import (
     RulesFileError,
     receiver_from_mapping,
     rule_from_mapping,

@@ -53,7 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from alerting import evaluation, store
 from alerting.model import Rule
 from alerting.readings import Instance, Readings
-from alerting.rules_file import load_rules_text
+from alerting.rules import load_rules_text
 from bench.alerting_data import (
     RECEIVERS,
     Figures,
