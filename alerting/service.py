@@ -28,9 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alerting import evaluation, outbox
-from alerting.delivery import make_client
+from alerting import evaluation
 from alerting.model import Receiver, Rule
+from alerting.notify import outbox
+from alerting.notify.delivery import make_client
 from alerting.rules import (
     RulesFile,
     RulesFileError,

@@ -23,9 +23,9 @@ from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting import store
-from alerting.destinations import mask_url
 from alerting.grouping import group_key
 from alerting.model import Alert, Matcher, Notification, Receiver, Rule, Silence
+from alerting.notify.destinations import mask_url
 from alerting.rules import (
     RulesFileError,
     receiver_from_mapping,

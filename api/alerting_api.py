@@ -27,9 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerting.delivery import Outcome, deliver
-from alerting.formats import render
 from alerting.model import Receiver, Rule, Silence
+from alerting.notify.delivery import Outcome, deliver
+from alerting.notify.formats import render
 from alerting.rules import (
     RulesFileError,
     receiver_from_mapping,

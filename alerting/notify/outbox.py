@@ -18,10 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alerting.codec import notification_from_json
-from alerting.delivery import Attempt, Outcome, backoff, deliver
-from alerting.destinations import mask_url
-from alerting.formats import render
 from alerting.model import Receiver
+from alerting.notify.delivery import Attempt, Outcome, backoff, deliver
+from alerting.notify.destinations import mask_url
+from alerting.notify.formats import render
 from meshlens.allowlist import Allowlist
 
 log = logging.getLogger("meshlens.alerting")
