@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.alerting_api import include_alerting_api
+from api.alerting import include_alerting_api
 from api.http_errors import include_http_errors
 from api.v1 import include_api
 from meshlens.migrations import current_revision, head_revision
