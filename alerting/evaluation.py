@@ -16,11 +16,15 @@ from urllib.parse import quote, urlencode
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from alerting import grouping, store
+from alerting import grouping
 from alerting.lifecycle import FIRING, RESOLVED, AlertState, Observation, quiet, step
 from alerting.model import Alert, Notification, Rule, Scope, Signal, Silence, fingerprint
 from alerting.readings import Instance, Readings
-from alerting.rules_file import TemplateError, render_template
+from alerting.store import groups as group_store
+from alerting.store import outbox as outbox_store
+from alerting.store import silences as silence_store
+from alerting.store import states as state_store
+from alerting.templates import TemplateError, render_template
 
 log = logging.getLogger("meshlens.alerting")
 
@@ -44,7 +48,7 @@ async def evaluate(
     """Run one round at `now` on `conn` (inside its transaction)."""
     result = RoundResult(rules=len(rules))
     readings = Readings(conn, now.timestamp())
-    previous = await store.load_states(conn)
+    previous = await state_store.load_states(conn)
     kept: list[AlertState] = []
     events: list[tuple[AlertState, str]] = []
     for rule in rules:
@@ -66,11 +70,11 @@ async def evaluate(
     dropped = {(state.rule, state.fingerprint) for state, event in events} - {
         (state.rule, state.fingerprint) for state in kept
     }
-    await store.save_states(conn, kept, dropped)
-    await store.add_history(conn, events, now)
+    await state_store.save_states(conn, kept, dropped)
+    await state_store.add_history(conn, events, now)
     for _, event in events:
         result.transitions[event] += 1
-    result.notifications = await _notify(conn, by_name, kept, events, now, external_url)
+    result.notifications = await dispatch(conn, by_name, kept, events, now, external_url)
     return result
 
 
@@ -134,7 +138,7 @@ def page_url(rule: Rule, labels: Mapping[str, str], external_url: str) -> str:
 # --- groups and notifications ------------------------------------------------------------------
 
 
-async def _notify(
+async def dispatch(
     conn: AsyncConnection,
     rules: Mapping[str, Rule],
     kept: Sequence[AlertState],
@@ -142,9 +146,10 @@ async def _notify(
     now: dt.datetime,
     external_url: str,
 ) -> int:
-    """Update the groups with this round's firing and resolved alerts; enqueue the due ones."""
-    groups = await store.load_groups(conn)
-    silences = await store.active_silences(conn, now)
+    """Update the groups with this round's firing and resolved alerts; enqueue the due ones
+    (Alertmanager's dispatch). Answers how many notifications were enqueued."""
+    groups = await group_store.load_groups(conn)
+    silences = await silence_store.active_silences(conn, now)
     firing: dict[tuple[str, str], list[Alert]] = defaultdict(list)
     present: set[tuple[str, str]] = set()
     """Groups with a firing alert, silenced or not: kept, so that resolutions still go out."""
@@ -189,7 +194,7 @@ async def _notify(
             group = await _send(conn, group, alerts, now, external_url)
             sent += 1
         kept_groups.append(group)
-    await store.save_groups(conn, kept_groups, dropped)
+    await group_store.save_groups(conn, kept_groups, dropped)
     return sent
 
 
@@ -225,7 +230,7 @@ async def _send(
         external_url=external_url,
         idempotency_key=grouping.idempotency_key(group),
     )
-    await store.enqueue(conn, notification, now)
+    await outbox_store.enqueue(conn, notification, now)
     return replace(
         group,
         notified_at=now,

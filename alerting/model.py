@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 import orjson
 
@@ -61,6 +62,8 @@ COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
 AGGREGATIONS = ("sum", "avg", "min", "max", "last", "rate")
 """How a `metric` rule reduces the matching points in its window (`rate`: per second)."""
 SEVERITIES = ("critical", "warning", "info")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*", re.ASCII)
+"""A label name, as Prometheus allows it (and a name of an annotation)."""
 
 GROUP_WAIT = 30
 GROUP_INTERVAL = 300
@@ -165,6 +168,9 @@ class Receiver:
     origin: str = "api"
 
 
+SilenceState = Literal["active", "pending", "expired"]
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     """Alerts whose labels meet every matcher are not notified between `starts_at` and
@@ -179,6 +185,12 @@ class Silence:
 
     def silences(self, labels: Mapping[str, str], at: dt.datetime) -> bool:
         return self.starts_at <= at < self.ends_at and all_match(self.matchers, labels)
+
+    def state_at(self, now: dt.datetime) -> SilenceState:
+        """`active` now, `pending` (starts later) or `expired`."""
+        if self.ends_at <= now:
+            return "expired"
+        return "active" if self.starts_at <= now else "pending"
 
 
 @dataclass(frozen=True, slots=True)

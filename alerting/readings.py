@@ -1,5 +1,5 @@
-"""What a rule's signal reads, per scope instance, from the query layer (rollups) or, for
-`metric` rules, from the stored metric points of its window.
+"""What a rule's signal reads, per scope instance, from the query layer (`meshlens.read`): the
+rollups, or for `metric` rules the stored metric points of its window.
 
 One round reads each window's graph once (`Readings` caches per window length), so 500 rules
 on a few windows cost a few queries.
@@ -14,13 +14,14 @@ from itertools import pairwise
 from statistics import fmean
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from alerting.model import Rule, Scope, Signal, all_match
 from meshlens.read import queries
+from meshlens.read.metric_queries import metric_points
 from meshlens.read.results import Edge, Graph, Mtls, Signals
 from meshlens.read.windows import Window, window_for
+from meshlens.timeunits import NANOS_PER_SECOND
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,34 +75,19 @@ class Readings:
     async def _metric(self, rule: Rule) -> list[Instance]:
         assert rule.metric is not None
         window = self.window(rule.window)
-        result = await self.conn.execute(
-            _METRIC_POINTS,
-            {
-                "name": rule.metric.name,
-                "lo": window.start_unix * 1_000_000_000,
-                "hi": window.end_unix * 1_000_000_000,
-            },
-        )
+        start, end = window.start_unix * NANOS_PER_SECOND, window.end_unix * NANOS_PER_SECOND
         by_key: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for service, attributes, at, value in result:
-            if value is None or not all_match(rule.metric.matchers, _strings(attributes)):
+        matchers = rule.metric.matchers
+        for point in await metric_points(self.conn, rule.metric.name, start, end):
+            if point.value is None or not all_match(matchers, _strings(point.attributes)):
                 continue
-            by_key[service if rule.scope is Scope.SERVICE else ""].append((at, float(value)))
+            key = point.service if rule.scope is Scope.SERVICE else ""
+            by_key[key].append((point.time_unix_nano, float(point.value)))
         return [
             Instance({"service": key} if rule.scope is Scope.SERVICE else {}, value, None)
             for key, points in sorted(by_key.items())
             if (value := _aggregate(rule.metric.aggregation, points)) is not None
         ]
-
-
-_METRIC_POINTS = text(
-    """
-SELECT s.service, s.attributes, p.time_unix_nano, coalesce(p.as_double, p.as_int::float8)
-FROM metric_series s JOIN metric_points p ON p.series_id = s.id
-WHERE s.name = :name AND p.time_unix_nano >= :lo AND p.time_unix_nano < :hi
-ORDER BY p.time_unix_nano
-"""
-)
 
 
 def _strings(attributes: Any) -> dict[str, str]:

@@ -24,28 +24,28 @@ from pathlib import Path
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alerting import evaluation, outbox
-from alerting.delivery import make_client
-from alerting.destinations import Allowlist
+from alerting import evaluation
 from alerting.model import Receiver, Rule
-from alerting.rules_file import (
+from alerting.notify import outbox, trial
+from alerting.notify.delivery import Attempt, make_client
+from alerting.rules import (
     RulesFile,
     RulesFileError,
     RulesFileWatcher,
     receiver_from_mapping,
     rule_from_mapping,
 )
+from alerting.store import definitions, leader
+from meshlens.allowlist import Allowlist
 
 log = logging.getLogger("meshlens.alerting")
 for _noisy in ("httpx", "httpcore", "apscheduler"):
     # httpx logs every request's URL at INFO (webhook URLs are secrets); APScheduler logs every
     # run of every job at INFO
     logging.getLogger(_noisy).setLevel(logging.WARNING)
-EVALUATOR_LOCK = 0x6D6C616C  # "mlal": the advisory lock of the evaluating process
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +153,18 @@ class AlertingService:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The SSRF-guarded client notifications go out with (the API's test send uses it)."""
+        """The SSRF-guarded client notifications go out with."""
         return self._client
+
+    async def send_test(self, receiver: Receiver) -> Attempt:
+        """One attempt to send `receiver` a test notification (the API's test send)."""
+        return await trial.send_test(
+            self._client,
+            receiver,
+            external_url=self.config.external_url,
+            allowlist=self.config.allowlist,
+            now=self.now(),
+        )
 
     # --- rules and receivers ------------------------------------------------------------------
 
@@ -183,9 +193,7 @@ class AlertingService:
     async def rules(self, conn: AsyncConnection) -> list[Rule]:
         """File rules, then API rules (a name in the file wins)."""
         found = {rule.name: rule for rule in self._file.rules}
-        for name, definition in await conn.execute(
-            text("SELECT name, definition FROM alert_rules")
-        ):
+        for name, definition in await definitions.rule_definitions(conn):
             if name in found:
                 continue
             try:
@@ -196,14 +204,9 @@ class AlertingService:
 
     async def receivers(self, conn: AsyncConnection) -> dict[str, Receiver]:
         found = {receiver.name: receiver for receiver in self._file.receivers}
-        result = await conn.execute(
-            text("SELECT name, type, url, hmac_secret FROM alert_receivers")
-        )
-        for name, kind, url, secret in result:
+        for data in await definitions.receiver_definitions(conn):
+            name = data["name"]
             if name not in found:
-                data = {"name": name, "type": kind, "url": url}
-                if secret:
-                    data["hmac_secret"] = secret
                 try:
                     found[name] = receiver_from_mapping(data)
                 except RulesFileError as exc:  # validated when made; kept out if it no longer is
@@ -222,7 +225,7 @@ class AlertingService:
                 started = time.perf_counter()
                 now = self.now()
                 async with self.engine.begin() as conn:
-                    await conn.execute(text("SET LOCAL jit = off"))
+                    await leader.round_settings(conn)
                     rules = await self.rules(conn)
                     result = await evaluation.evaluate(conn, rules, now, self.config.external_url)
             except (SQLAlchemyError, OSError) as exc:
@@ -255,16 +258,13 @@ class AlertingService:
     async def _lead(self) -> bool:
         if self.status.leader and self._lock_conn is not None:
             try:
-                await self._lock_conn.execute(text("SELECT 1"))
+                await leader.ping(self._lock_conn)
                 return True
             except DBAPIError:
                 await self._drop_lock()
         if self._lock_conn is None:
             self._lock_conn = await self.engine.connect()
-        taken = await self._lock_conn.execute(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": EVALUATOR_LOCK}
-        )
-        self.status.leader = bool(taken.scalar())
+        self.status.leader = await leader.try_lead(self._lock_conn)
         await self._lock_conn.commit()
         return self.status.leader
 

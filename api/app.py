@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api.alerting import include_alerting_api
 from api.http_errors import include_http_errors
 from api.v1 import include_api
 from meshlens.migrations import current_revision, head_revision
@@ -28,6 +29,7 @@ def create_app(
     app.state.engine = engine
     app.state.clock = time.time  # tests may replace it
     include_api(app)
+    include_alerting_api(app)
     include_http_errors(app)
     head = head_revision()
 

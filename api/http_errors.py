@@ -1,4 +1,5 @@
-"""The errors Starlette answers by itself, in the API's format.
+"""The web port's errors, all answered `{"status", "message"}`: `ApiError` (raised by the
+endpoints) and the errors Starlette answers by itself.
 
 A path no route serves (404) and a method the path does not take (405) were answered
 `{"detail": ...}`, unlike every other error of the web port (`{"status", "message"}`, as the
@@ -14,9 +15,23 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 
+class ApiError(Exception):
+    """An answer other than 200: its status and a message for the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def include_http_errors(app: FastAPI) -> None:
-    """Answer Starlette's own HTTP errors on `app` as `{"status", "message"}`."""
+    """Answer `ApiError` and Starlette's own HTTP errors on `app` as `{"status", "message"}`."""
+    app.add_exception_handler(ApiError, _error_answer)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _answer)  # type: ignore[arg-type]
+
+
+async def _error_answer(_: Request, error: ApiError) -> JSONResponse:
+    return JSONResponse({"status": error.status, "message": error.message}, error.status)
 
 
 async def _answer(request: Request, error: HTTPException) -> JSONResponse:

@@ -9,29 +9,18 @@ answer is a 503. The engine and the clock come from `app.state` (set by `create_
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import schemas as s
+from api.connection import snapshot
+from api.http_errors import ApiError
 from meshlens.read import queries
-from meshlens.read.snapshot import DatabaseUnavailable, read_only
 from meshlens.read.windows import Series, Window, WindowError, series_for, window_for
-
-
-class ApiError(Exception):
-    """An answer other than 200: its status and a message for the caller."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": s.ErrorResponse, "description": "Bad window, end or step."},
@@ -72,16 +61,9 @@ StepParam = Annotated[
 
 
 def include_api(app: FastAPI) -> None:
-    """Serve the API on `app`, whose state holds `engine` (and optionally `clock`)."""
+    """Serve the API on `app`, whose state holds `engine` (and optionally `clock`); its errors
+    are answered by `api.http_errors`."""
     app.include_router(router)
-    app.add_exception_handler(ApiError, _error_answer)  # type: ignore[arg-type]
-    from api.alerting_api import include_alerting_api  # imports this module: import late
-
-    include_alerting_api(app)
-
-
-async def _error_answer(_: Request, error: ApiError) -> JSONResponse:
-    return JSONResponse({"status": error.status, "message": error.message}, error.status)
 
 
 @router.get("/services", summary="Services and their golden signals")
@@ -89,7 +71,7 @@ async def list_services(
     request: Request, window: WindowParam = None, end: EndParam = None
 ) -> s.ServicesResponse:
     span = _window(request, window, end)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         nodes = await queries.services(conn, span)
     return s.services_response(span, nodes)
 
@@ -99,7 +81,7 @@ async def get_graph(
     request: Request, window: WindowParam = None, end: EndParam = None
 ) -> s.GraphResponse:
     span = _window(request, window, end)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         graph = await queries.graph(conn, span)
     return s.graph_response(span, graph)
 
@@ -109,7 +91,7 @@ async def get_mtls(
     request: Request, window: WindowParam = None, end: EndParam = None, step: StepParam = None
 ) -> s.MtlsResponse:
     series = _series(_window(request, window, end), step)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         summary = await queries.mtls(conn, series)
     return s.mtls_response(summary)
 
@@ -133,7 +115,7 @@ async def get_service_series(
         return JSONResponse(detail.model_dump(mode="json"))
     name = _checked_name(unquote(tail.removesuffix("/series")) if tail is not None else name)
     series = _series(_window(request, window, end), step)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         result = await queries.service_series(conn, series, name)
     if result is None:
         raise _unknown(name)
@@ -151,7 +133,7 @@ async def get_service(
     tail = _raw_tail(request)
     name = _checked_name(unquote(tail) if tail is not None else name)
     span = _window(request, window, end)
-    async with _connection(request) as conn:
+    async with snapshot(request) as conn:
         detail = await queries.service_detail(conn, span, name)
     if detail is None:
         raise _unknown(name)
@@ -204,13 +186,3 @@ def _has_surrogate(name: str) -> bool:
 def _unknown(name: str) -> ApiError:
     shown = name if len(name) <= 200 else f"{name[:200]}..."
     return ApiError(404, f"no service or node named {shown!r} in any rollup")
-
-
-@asynccontextmanager
-async def _connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A read-only snapshot (`meshlens.read.snapshot`); a database that does not answer is a 503."""
-    try:
-        async with read_only(request.app.state.engine) as conn:
-            yield conn
-    except DatabaseUnavailable as exc:
-        raise ApiError(503, str(exc)) from exc

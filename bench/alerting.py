@@ -50,10 +50,11 @@ if not __package__:  # run as `python bench/alerting.py`: import `bench` from th
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alerting import evaluation, store
+from alerting import evaluation
 from alerting.model import Rule
 from alerting.readings import Instance, Readings
-from alerting.rules_file import load_rules_text
+from alerting.rules import load_rules_text
+from alerting.store import states as state_store
 from bench.alerting_data import (
     RECEIVERS,
     Figures,
@@ -174,11 +175,13 @@ def instrumented() -> Iterator[Phases]:
     this process's module attributes change; api/ is as it is."""
     patches: list[contextlib.AbstractContextManager[Any]] = [
         mock.patch.object(evaluation, "Readings", TimedReadings),
-        mock.patch.object(evaluation, "_notify", _timed("notify", evaluation._notify)),
+        mock.patch.object(evaluation, "dispatch", _timed("notify", evaluation.dispatch)),
         mock.patch.object(queries, "fetch", _timed("sql", queries.fetch)),
     ]
     for name in ("load_states", "save_states", "add_history"):
-        patches.append(mock.patch.object(store, name, _timed("states", getattr(store, name))))
+        patches.append(
+            mock.patch.object(state_store, name, _timed("states", getattr(state_store, name)))
+        )
     with contextlib.ExitStack() as stack:
         for patch in patches:
             stack.enter_context(patch)

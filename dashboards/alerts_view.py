@@ -1,8 +1,8 @@
 """The alerts page (`/alerts`) and the overview's "Alerts firing" card.
 
-Reads through `api.alerting_answers`, the same reads as the alerting API, so the page and
-`/api/v1/rules`, `/alerts`, `/silences`, `/notifications` agree; receivers' URLs are masked
-there. Times are shown relative to the page's `now` (and in full in a tooltip).
+Reads through `alerting.listing` and `alerting.store`, the same reads as the alerting API, so
+the page and `/api/v1/rules`, `/alerts`, `/silences`, `/notifications` agree; receivers' URLs
+are masked there. Times are shown relative to the page's `now` (and in full in a tooltip).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from alerting import listing
+from alerting.model import Rule
+from alerting.rules import rule_to_mapping
 from alerting.service import AlertingService
-from api import alerting_answers as answers
+from alerting.store import silences, states
 from dashboards import formatting
 from meshlens.durations import format_duration
 
@@ -62,29 +64,22 @@ _EXAMPLE_RULE = {
 
 async def firing_counts(conn: AsyncConnection) -> dict[str, int]:
     """Alerts firing and pending now, for the overview's card."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT count(*) FILTER (WHERE state = 'firing'),"
-                " count(*) FILTER (WHERE state = 'pending') FROM alert_states"
-            )
-        )
-    ).one()
-    return {"firing": int(row[0]), "pending": int(row[1])}
+    return await states.firing_counts(conn)
 
 
 async def alerts(
     conn: AsyncConnection, service: AlertingService | None, now: dt.datetime, web_base: str
 ) -> Context:
-    rules = await answers.rule_models(service, conn)
-    signals = {rule.name: rule.signal for rule in rules}
-    found = await answers.alert_models(conn, now)
-    receivers = await answers.all_receivers(service, conn)
-    notifications = await answers.notification_models(conn, SHOWN, receivers.values())
-    history = await answers.history_models(conn, SHOWN)
-    silences = await answers.silence_models(conn, now, current_only=True)
+    counts = await states.alert_counts(conn)
+    rules = await listing.all_rules(service, conn)
+    signals = {rule.name: rule.signal.value for rule in rules}
+    found = await listing.current_alerts(conn, now)
+    receivers = await listing.all_receivers(service, conn)
+    notifications = await listing.notifications(conn, SHOWN, receivers.values())
+    history = await states.history(conn, SHOWN)
+    current = await silences.listed_silences(conn, now, current_only=True)
     return {
-        "rules": [_rule_row(rule) for rule in rules],
+        "rules": [_rule_row(rule, counts) for rule in rules],
         "alerts": [
             {
                 "alert": alert,
@@ -117,7 +112,7 @@ async def alerts(
                 "ends": _when(silence.ends_at, now),
                 "health": STATE_HEALTH[silence.state],
             }
-            for silence in silences
+            for silence in current
         ],
         "notifications": [
             {
@@ -128,7 +123,7 @@ async def alerts(
             }
             for sent in notifications
         ],
-        "receivers": await answers.receiver_models(service, conn),
+        "receivers": await listing.receiver_entries(service, conn),
         "status": _status(service, now),
         "rules_file_example": RULES_FILE_EXAMPLE,
         "curl_example": curl_example(web_base),
@@ -200,11 +195,19 @@ def _labels(labels: Mapping[str, str]) -> list[str]:
     return [f"{name}={value}" for name, value in sorted(labels.items()) if name != "alertname"]
 
 
-def _rule_row(rule: answers.RuleModel) -> Context:
-    where = rule.scope + (f" ({', '.join(rule.matchers)})" if rule.matchers else "")
+def _rule_row(rule: Rule, counts: Mapping[str, states.AlertCounts]) -> Context:
+    """The rule in the rules file's format (as the API answers it), with its alerts."""
+    shown = rule_to_mapping(rule)
+    matchers = [str(matcher) for matcher in rule.matchers]
+    where = rule.scope.value + (f" ({', '.join(matchers)})" if matchers else "")
     if rule.metric is not None:
         where += f" · {rule.metric.aggregation}({rule.metric.name})"
-    return {"rule": rule, "where": where, "for": rule.for_}
+    alerts = counts.get(rule.name) or states.AlertCounts(pending=0, firing=0)
+    return {
+        "rule": {**shown, "origin": rule.origin, "alerts": alerts},
+        "where": where,
+        "for": shown["for"],
+    }
 
 
 def _status(service: AlertingService | None, now: dt.datetime) -> Context:

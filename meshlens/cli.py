@@ -92,7 +92,7 @@ def _rules_check(args: argparse.Namespace) -> int:
 
 
 def _check_rules_file(path: str) -> int:
-    from alerting.rules_file import RulesFileError, load_rules_file
+    from alerting.rules import RulesFileError, load_rules_file
 
     try:
         loaded = load_rules_file(path)

@@ -18,7 +18,6 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
-from alerting.destinations import Allowlist
 from alerting.service import AlertingConfig, AlertingService
 from api.app import create_app
 from collector.cardinality_budget import CardinalityBudget
@@ -35,6 +34,7 @@ from collector.receivers.grpc_receiver import OtlpGrpcReceiver
 from collector.receivers.http_receiver import OtlpHttpReceiver
 from collector.writer import KnownRows, PostgresWriter
 from dashboards.routes import Ports, include_dashboards
+from meshlens.allowlist import Allowlist
 from meshlens.asgi_tls import ClientCertificateProtocol
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head

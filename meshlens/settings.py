@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from meshlens.allowlist import Allowlist
+
 MIB = 1024 * 1024
 DEFAULT_SATURATION_METRICS = (
     # OpenTelemetry semantic conventions (k8s metrics), then the kubeletstats receiver's names
@@ -279,8 +281,6 @@ class Settings(BaseSettings):
         if isinstance(value, str):  # the environment variable or the flag: comma-separated
             value = [entry.strip() for entry in value.split(",") if entry.strip()]
         if isinstance(value, list) and value:
-            from alerting.destinations import Allowlist
-
             Allowlist.parse(str(entry) for entry in value)  # AllowlistError names a bad entry
         return value
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from alerting.delivery import (
+from alerting.model import Alert, Notification, Receiver, ReceiverType
+from alerting.notify.delivery import (
     USER_AGENT,
     Attempt,
     Outcome,
@@ -21,9 +22,7 @@ from alerting.delivery import (
     make_client,
     parse_retry_after,
 )
-from alerting.destinations import (
-    Allowlist,
-    AllowlistError,
+from alerting.notify.destinations import (
     DestinationRefused,
     DestinationUnresolved,
     Resolver,
@@ -32,14 +31,14 @@ from alerting.destinations import (
     refusal,
     system_resolve,
 )
-from alerting.formats import (
+from alerting.notify.formats import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Message,
     render,
     verify_signature,
 )
-from alerting.model import Alert, Notification, Receiver, ReceiverType
+from meshlens.allowlist import Allowlist, AllowlistError
 from tests.webhook_sinks import Reply, WebhookSink
 
 LOCAL = Allowlist.parse(["127.0.0.1"])

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from alerting.destinations import mask_url
-from alerting.formats import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from alerting.notify.destinations import mask_url
+from alerting.notify.formats import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.support import DatabaseFactory, RunningServer, running_server
 from tests.webhook_sinks import WebhookSink
 

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from alerting.destinations import mask_url
+from alerting.notify.destinations import mask_url
 from tests.support import DatabaseFactory, RunningServer, running_server
 
 XSS = "<img src=x onerror=alert(1)>"

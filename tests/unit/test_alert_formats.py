@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerting.formats import (
+from alerting.model import Alert, Notification, Receiver, ReceiverType, fingerprint
+from alerting.notify.formats import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     ZERO_TIME,
@@ -23,7 +24,6 @@ from alerting.formats import (
     rfc3339,
     verify_signature,
 )
-from alerting.model import Alert, Notification, Receiver, ReceiverType, fingerprint
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC)
 CHAT_TYPES = [t for t in ReceiverType if t is not ReceiverType.WEBHOOK]

@@ -19,19 +19,17 @@ from alerting.model import (
     Scope,
     Signal,
 )
-from alerting.rules_file import (
+from alerting.rules import (
     Problem,
     RulesFileError,
     RulesFileWatcher,
-    TemplateError,
     load_rules_file,
     load_rules_text,
-    parse_template,
     receiver_from_mapping,
-    render_template,
     rule_from_mapping,
     rule_to_mapping,
 )
+from alerting.templates import TemplateError, parse_template, render_template
 from meshlens.durations import DurationError, format_duration, parse_duration
 from meshlens.settings import Settings
 from tests.support import REPO

@@ -1,8 +1,9 @@
 """The delivery loop: notifications due in the outbox are sent, retried with backoff until
 delivered (at least once), or given up after a permanent failure or `GIVE_UP_AFTER`.
 
-Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several meshlens processes share the outbox
-without sending one notification twice at the same time; every attempt is recorded.
+Rows are claimed with `FOR UPDATE SKIP LOCKED` (`alerting.store.outbox`), so several meshlens
+processes share the outbox without sending one notification twice at the same time; every
+attempt is recorded.
 """
 
 from __future__ import annotations
@@ -14,27 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from alerting.codec import notification_from_json
-from alerting.delivery import Attempt, Outcome, backoff, deliver
-from alerting.destinations import Allowlist, mask_url
-from alerting.formats import render
 from alerting.model import Receiver
+from alerting.notify.delivery import Attempt, Outcome, backoff, deliver
+from alerting.notify.destinations import mask_url
+from alerting.notify.formats import render
+from alerting.store import outbox as outbox_store
+from alerting.store.codec import notification_from_json
+from meshlens.allowlist import Allowlist
 
 log = logging.getLogger("meshlens.alerting")
 BATCH = 20
 GIVE_UP_AFTER = dt.timedelta(hours=24)
 """A notification still undelivered this long after it was made is marked failed."""
-
-_DUE = text(
-    """
-SELECT id, receiver, notification, attempts, created_at FROM notification_outbox
-WHERE state = 'pending' AND next_attempt_at <= :now
-ORDER BY next_attempt_at, id LIMIT :limit FOR UPDATE SKIP LOCKED
-"""
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +48,18 @@ async def deliver_due(
 ) -> list[str]:
     """Attempt every notification due at `now` (a batch); returns the attempts' outcomes."""
     async with engine.begin() as conn:
-        rows = (await conn.execute(_DUE, {"now": now, "limit": BATCH})).all()
+        due = await outbox_store.claim_due(conn, now, BATCH)
         # the batch's requests go out together: a slow receiver delays the batch by its own
         # timeout, not by the sum of everyone's; the rows stay locked until their outcome is
         # recorded, and a crash in between leaves them due (at least once)
         attempts = await asyncio.gather(
-            *(_attempt(receivers.get(name), name, data, context, now) for _, name, data, *_ in rows)
+            *(
+                _attempt(receivers.get(one.receiver), one.receiver, one.notification, context, now)
+                for one in due
+            )
         )
-        for (row_id, _, _, tried, created_at), attempt in zip(rows, attempts, strict=True):
-            await _record(conn, row_id, tried + 1, attempt, now, created_at)
+        for one, attempt in zip(due, attempts, strict=True):
+            await _record(conn, one.id, one.attempts + 1, attempt, now, one.created_at)
     return [attempt.outcome.value for attempt in attempts]
 
 
@@ -102,33 +99,9 @@ async def _record(
         next_at = now + dt.timedelta(seconds=backoff(attempts, attempt.retry_after))
         if next_at - created_at > GIVE_UP_AFTER:
             state, error = "failed", f"gave up after {attempts} attempts: {attempt.error}"
-    await conn.execute(
-        text(
-            "INSERT INTO delivery_attempts (outbox_id, at, outcome, status_code, error,"
-            " duration_ms) VALUES (:id, :at, :outcome, :status, :error, :ms)"
-        ),
-        {
-            "id": row_id,
-            "at": now,
-            "outcome": attempt.outcome.value,
-            "status": attempt.status_code,
-            "error": attempt.error,
-            "ms": attempt.duration * 1000,
-        },
-    )
-    await conn.execute(
-        text(
-            "UPDATE notification_outbox SET state = :state, attempts = :attempts,"
-            " next_attempt_at = :next_at, last_error = :error,"
-            " delivered_at = CASE WHEN :state = 'delivered' THEN CAST(:now AS timestamptz) END"
-            " WHERE id = :id"
-        ),
-        {
-            "state": state,
-            "attempts": attempts,
-            "next_at": next_at,
-            "error": error,
-            "now": now,
-            "id": row_id,
-        },
+    outcome, status = attempt.outcome.value, attempt.status_code
+    ms = attempt.duration * 1000
+    await outbox_store.record_attempt(conn, row_id, now, outcome, status, attempt.error, ms)
+    await outbox_store.update_notification(
+        conn, row_id, state=state, attempts=attempts, next_at=next_at, error=error, now=now
     )

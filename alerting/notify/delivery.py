@@ -28,8 +28,8 @@ import anyio
 import httpx
 import orjson
 
-from alerting.destinations import (
-    Allowlist,
+from alerting.model import Receiver
+from alerting.notify.destinations import (
     DestinationRefused,
     GuardedTransport,
     Resolver,
@@ -37,8 +37,8 @@ from alerting.destinations import (
     mask_url,
     system_resolve,
 )
-from alerting.formats import Message
-from alerting.model import Receiver
+from alerting.notify.formats import Message
+from meshlens.allowlist import Allowlist
 
 USER_AGENT = "meshlens-alerting/0.1"
 MAX_REDIRECTS = 3
