@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.ports import free_port
+from harness.repo import REPO
 from meshlens.settings import Settings
-from tests.support import REPO, free_port
 
 HOST = "127.0.0.1"  # meshlens serve's default listen address
 READY_TIMEOUT = 60.0

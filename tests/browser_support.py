@@ -27,7 +27,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_
 from opentelemetry.util.types import AttributeValue
 from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, Response, ViewportSize
 
-from tests.support import REPO, DatabaseFactory, RunningServer, running_server, sdk_provider
+from harness.postgres import DatabaseFactory
+from harness.repo import REPO
+from tests.support import RunningServer, running_server, sdk_provider
 
 # --- artifacts ---------------------------------------------------------------------------------
 

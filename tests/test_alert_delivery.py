@@ -40,7 +40,7 @@ from alerting.formats import (
     verify_signature,
 )
 from alerting.model import Alert, Notification, Receiver, ReceiverType
-from tests.webhook_sinks import Reply, WebhookSink
+from harness.webhook_sink import Reply, WebhookSink
 
 LOCAL = Allowlist.parse(["127.0.0.1"])
 NOBODY = Allowlist()

@@ -21,8 +21,9 @@ from psycopg.types.json import Jsonb
 
 from alerting.destinations import mask_url
 from alerting.formats import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from tests.support import DatabaseFactory, RunningServer, running_server
-from tests.webhook_sinks import WebhookSink
+from harness.postgres import DatabaseFactory
+from harness.webhook_sink import WebhookSink
+from tests.support import RunningServer, running_server
 
 FILE_URL = "https://hooks.example.com/services/T000/B000/FILESECRETXYZ"
 API_URL = "https://hooks.slack.com/services/T111/B222/APISECRETXYZ"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from harness.postgres import DatabaseFactory
+from harness.webhook_sink import Reply, WebhookSink
 from tests.alerting_scenario import (
     ALERTING_FAST,
     error_rule,
@@ -16,8 +18,7 @@ from tests.alerting_scenario import (
     send_requests,
     write_rules,
 )
-from tests.support import DatabaseFactory, running_server, start_server, stop_server
-from tests.webhook_sinks import Reply, WebhookSink
+from tests.support import running_server, start_server, stop_server
 
 
 def test_sigkill_during_delivery_loses_nothing_and_sends_nothing_twice(

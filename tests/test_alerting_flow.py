@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.postgres import DatabaseFactory
+from harness.webhook_sink import WebhookSink
 from tests.alerting_scenario import (
     ALERTING_FAST,
     error_rule,
@@ -21,8 +23,7 @@ from tests.alerting_scenario import (
     send_requests,
     write_rules,
 )
-from tests.support import DatabaseFactory, RunningServer, running_server
-from tests.webhook_sinks import WebhookSink
+from tests.support import RunningServer, running_server
 
 CHATS = ("slack", "mattermost", "discord", "teams", "webhook")
 

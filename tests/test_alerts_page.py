@@ -23,7 +23,8 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from alerting.destinations import mask_url
-from tests.support import DatabaseFactory, RunningServer, running_server
+from harness.postgres import DatabaseFactory
+from tests.support import RunningServer, running_server
 
 XSS = "<img src=x onerror=alert(1)>"
 SECRET_URL = "https://hooks.slack.com/services/T123/B456/PAGESECRETXYZ"

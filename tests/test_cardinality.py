@@ -20,16 +20,10 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from harness.postgres import DatabaseFactory
 from tests.metric_payloads import MetricSpec, Point, istio_labels, metrics_request
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    metric_total,
-    start_server,
-    stop_server,
-)
+from tests.support import FAST_DERIVATION, RunningServer, metric_total, start_server, stop_server
 
 OVERFLOW = "meshlens.overflow"
 SERVER, CLIENT = 2, 3

@@ -26,17 +26,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+from harness.ports import free_port
+from harness.postgres import DatabaseFactory
+from harness.repo import REPO
 from meshlens.demo.pipelines import workloads
 from meshlens.demo.topology import shop
 from meshlens.demo.traffic import Arrivals, Traffic
-from tests.support import (
-    FAST_DERIVATION,
-    REPO,
-    DatabaseFactory,
-    RunningServer,
-    free_port,
-    running_server,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server
 
 SERVICES = {
     "frontend",

@@ -14,15 +14,10 @@ from typing import Any
 
 import httpx
 
+from harness.postgres import DatabaseFactory
 from meshlens.signals.histogram import LatencyHistogram
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    running_server,
-    unique_names,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server, unique_names
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 

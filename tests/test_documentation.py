@@ -7,11 +7,12 @@ from sqlalchemy import inspect
 
 from collector.rows import POINT_COLUMNS, SPAN_COLUMNS
 from collector.series_budget import FOLDED_POINT_COLUMNS
+from harness.repo import REPO
 from meshlens.database import Database
 from meshlens.migrations import current_revision, head_revision, upgrade_to_head
 from meshlens.schema import metadata
 from meshlens.settings import Settings
-from tests.support import REPO, run_meshlens
+from tests.support import run_meshlens
 
 
 def test_every_setting_is_in_the_readme() -> None:

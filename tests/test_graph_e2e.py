@@ -16,7 +16,8 @@ import pytest
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from tests.support import DatabaseFactory, RunningServer, running_server, sdk_provider
+from harness.postgres import DatabaseFactory
+from tests.support import RunningServer, running_server, sdk_provider
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
+from harness.postgres import DatabaseFactory
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import RunningServer, running_server
 
 TOKEN = "s3cret-ingest-token-7f1c"
 FILE_TOKEN = "token-from-the-file-42aa"

@@ -27,6 +27,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from harness.postgres import DatabaseFactory
 from meshlens.signals.histogram import LatencyHistogram
 from tests.metric_payloads import (
     MetricSpec,
@@ -37,13 +38,7 @@ from tests.metric_payloads import (
     metrics_request,
 )
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    running_server,
-    unique_names,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server, unique_names
 
 S = 1_000_000_000
 MS = 1_000_000

@@ -30,8 +30,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
+from harness.postgres import DatabaseFactory
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
+from tests.support import RunningServer, run_meshlens, running_server
 from tests.tls_certs import (
     Authority,
     Issued,

@@ -32,9 +32,9 @@ from alerting.rules_file import (
     rule_from_mapping,
     rule_to_mapping,
 )
+from harness.repo import REPO
 from meshlens.durations import DurationError, format_duration, parse_duration
 from meshlens.settings import Settings
-from tests.support import REPO
 
 RULES = REPO / "tests" / "testdata" / "rules"
 
