@@ -10,7 +10,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.ports import free_port
 from harness.repo import REPO
+from harness.waiting import wait_until
 
 
 @contextmanager
@@ -107,7 +107,7 @@ def start_server(
         offset = log_path.stat().st_size if log_path.exists() else 0
         try:
             return _start_server(database_url, log_path, None, trust, **env)
-        except RuntimeError:
+        except (RuntimeError, AssertionError):  # exited early, or never ready
             taken = b"address already in use" in log_path.read_bytes()[offset:]
             if not taken or attempt == 2:
                 raise
@@ -153,18 +153,23 @@ def _start_server(
 
 
 def wait_ready(server: RunningServer, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until /readyz of `server` says ready; RuntimeError when the process exits first."""
+
+    def ready() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"meshlens exited early:\n{server.log()}")
         try:
             with server.web_client(timeout=1) as client:
-                if client.get("/readyz").status_code == 200:
-                    return
+                return client.get("/readyz").status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"meshlens did not become ready:\n{server.log()}")
+            return False
+
+    wait_until(
+        ready,
+        timeout=timeout,
+        what=lambda: f"meshlens to become ready; its log:\n{server.log()}",
+        every=0.1,
+    )
 
 
 def stop_server(server: RunningServer) -> None:
