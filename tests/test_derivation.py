@@ -223,6 +223,48 @@ def test_mtls_states_from_span_attributes(
     assert (edge["mutual"], edge["tls"], edge["plaintext"], edge["unknown"]) == (1, 1, 1, 1)
 
 
+def test_paired_halves_keep_the_server_halfs_mtls_state(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    """Halves paired by the deriver (each half through another process): the request counts the
+    server half's mTLS state when that half knows one, else the client half's; a certificate
+    the client saw go out does not make a server's one-way TLS mutual."""
+    first, second = twin_servers
+    name = unique_names()
+    mutual = {"tls.established": True, "tls.client.subject": "CN=web"}
+    halves = [  # (server half, client half): counted as
+        ({"tls.established": True}, mutual),  # tls
+        ({"tls.established": False}, mutual),  # plaintext
+        ({}, mutual),  # mutual
+        ({}, {}),  # unknown
+    ]
+    servers, clients = [], []
+    for server_attributes, client_attributes in halves:
+        trace_id, client_id = new_ids()
+        clients.append(
+            SpanSpec(name("web"), CLIENT, trace_id, client_id, attributes=client_attributes)
+        )
+        servers.append(
+            SpanSpec(
+                name("tls-api"),
+                SERVER,
+                trace_id,
+                os.urandom(8),
+                client_id,
+                attributes=server_attributes,
+            )
+        )
+    _send(second, servers)
+    _send(first, clients)
+
+    def four_requests() -> dict[str, Any] | None:
+        edge = _edges(first, name("web")).get((name("tls-api"), "service"))
+        return edge if edge is not None and edge["requests"] == 4 else None
+
+    edge = wait_until(four_requests, timeout=15, what="the four requests from web to tls-api")
+    assert (edge["mutual"], edge["tls"], edge["plaintext"], edge["unknown"]) == (1, 1, 1, 1)
+
+
 def test_versions_split_90_10_and_percentiles(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
