@@ -93,7 +93,10 @@ def kill_mid_derivation(server: RunningServer) -> None:
     """SIGKILL `server` while its deriver is in the middle of a pass: the test holds the edge
     rollups (a table lock), so a pass that has paired halves and taken the inbox waits there
     to write them; it is killed waiting, with all of that done but not committed."""
-    waiting = "SELECT 1 FROM pg_locks WHERE relation = 'edge_rollups'::regclass AND NOT granted"
+    waiting = (  # in this database: tests in parallel lock the rollups of their own
+        "SELECT 1 FROM pg_locks WHERE relation = 'edge_rollups'::regclass AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     with psycopg.connect(server.database_url) as holder:
         holder.execute("LOCK TABLE edge_rollups IN EXCLUSIVE MODE")  # reads still pass
         with psycopg.connect(server.database_url, autocommit=True) as watcher:
