@@ -64,12 +64,12 @@ from bench.alerting_data import (
     make_rules,
 )
 from bench.api_report import environment
-from bench.database import bench_database, postgres_answers, redacted
+from bench.database import redacted
+from harness.postgres import MACHINE_POSTGRES, postgres_answers, throwaway_database
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.read import queries
 from meshlens.read.results import Graph, Signals
-from tests.support import MACHINE_POSTGRES
 
 TARGET_SECONDS = 2.0
 STEP_SECONDS = 30
@@ -525,7 +525,7 @@ def run(args: argparse.Namespace) -> int:
         f"until {time.strftime('%H:%M', time.gmtime(end))} UTC",
         flush=True,
     )
-    with bench_database(args.database_url) as url:
+    with throwaway_database(args.database_url) as url:
         config["environment"] = environment(url)
         _migrate(url)
         data = load_rollups(url, mesh, t0, end, rng)

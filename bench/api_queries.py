@@ -34,12 +34,12 @@ from bench.api_http import sanity, time_cases
 from bench.api_mesh import Mesh, make_mesh
 from bench.api_report import Phase, environment, summary, verdicts, write_json
 from bench.api_traces import TraceBuilder
-from bench.database import bench_database, postgres_answers, redacted
+from bench.database import redacted
 from bench.server import HOST, start_server, stop_server
 from collector.writer import KnownRows
+from harness.postgres import MACHINE_POSTGRES, postgres_answers, throwaway_database
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
-from tests.support import MACHINE_POSTGRES
 
 SPANS_PER_REQUEST = 1000
 TEMPLATES = 24
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     phases = []
-    with tempfile.TemporaryDirectory() as workdir, bench_database(args.database_url) as url:
+    with tempfile.TemporaryDirectory() as workdir, throwaway_database(args.database_url) as url:
         env = environment(url)
         _migrate(url)
         known = KnownRows()

@@ -16,7 +16,7 @@ from bench.api_http import Timing
 from bench.api_load import LoadStats
 from bench.database import redacted, server_version
 from bench.report import RESULTS_DIR
-from tests.support import REPO
+from harness.repo import REPO
 
 TARGETS_MS = {"15m": 50.0, "24h": 250.0}  # p95 targets of issue 3, for /services and /graph
 TARGET_CASES = ("/services", "/graph")

@@ -1,18 +1,17 @@
-"""PostgreSQL for the benchmark: the server to run on, and a throwaway database on it."""
+"""PostgreSQL for the benchmark: the server to run on (a throwaway database on it is
+`harness.postgres.throwaway_database`), and what the reports read of it."""
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
 import psycopg
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.support import MACHINE_POSTGRES, with_database
+from harness.postgres import MACHINE_POSTGRES, postgres_answers
 
 
 class DatabaseChoice(Protocol):
@@ -23,15 +22,6 @@ class DatabaseChoice(Protocol):
 
     @property
     def embedded(self) -> bool: ...
-
-
-def postgres_answers(url: str) -> bool:
-    """True when a PostgreSQL server answers at `url`."""
-    try:
-        with psycopg.connect(url, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
 
 
 @contextlib.contextmanager
@@ -51,20 +41,6 @@ def postgres_server(options: DatabaseChoice, workdir: Path) -> Iterator[str]:
     workdir.chmod(0o711)  # when run as root, the server account must reach its data folder
     with EmbeddedPostgres(workdir / "pg", database="postgres") as server:
         yield server.url
-
-
-@contextlib.contextmanager
-def bench_database(admin_url: str) -> Iterator[str]:
-    """A fresh, empty database on the server of `admin_url`; dropped on exit, always."""
-    name = f"meshlens_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield with_database(admin_url, name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-            conn.execute(drop.format(sql.Identifier(name)))
 
 
 def redacted(url: str) -> str:

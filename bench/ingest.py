@@ -36,13 +36,14 @@ if not __package__:  # run as `python bench/ingest.py`: import `bench` from the 
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.ceiling import measure_ceiling
-from bench.database import bench_database, count_spans, postgres_server, redacted
+from bench.database import count_spans, postgres_server, redacted
 from bench.http_run import drive, run_async
 from bench.options import Options, parse_args
 from bench.report import Report, make_report, summary, warnings, write_json
 from bench.server import server_writers, start_server, stop_server
 from bench.templates import TEMPLATES, Template, build_templates
-from tests.support import REPO
+from harness.postgres import throwaway_database
+from harness.repo import REPO
 
 
 def benchmark(
@@ -91,7 +92,7 @@ def run(options: Options) -> Report:
     with (
         tempfile.TemporaryDirectory(prefix="meshlens-bench-") as tmp,
         postgres_server(options, Path(tmp)) as admin_url,
-        bench_database(admin_url) as url,
+        throwaway_database(admin_url) as url,
     ):
         print(f"empty database {redacted(url)}", flush=True)
         return benchmark(options, token, templates, url, Path(tmp))

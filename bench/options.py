@@ -6,7 +6,8 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tests.support import MACHINE_POSTGRES
+from harness.argtypes import non_negative, positive
+from harness.postgres import MACHINE_POSTGRES
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +57,3 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         database_url=args.database_url,
         embedded=args.embedded,
     )
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value

@@ -22,7 +22,7 @@ from bench.mesh import SPANS_PER_TRACE
 from bench.options import Options
 from bench.server import server_overrides
 from bench.templates import Template
-from tests.support import REPO
+from harness.repo import REPO
 
 RESULTS_DIR = REPO / "bench" / "results"
 FINAL_SECONDS = 30  # the summary also shows the mean rate of the run's last seconds

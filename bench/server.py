@@ -6,15 +6,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.ports import free_port
+from harness.repo import REPO
+from harness.waiting import wait_until
 from meshlens.settings import Settings
-from tests.support import REPO, free_port
 
 HOST = "127.0.0.1"  # meshlens serve's default listen address
 READY_TIMEOUT = 60.0
@@ -82,16 +83,21 @@ def server_overrides() -> dict[str, str]:
 
 
 def _wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"meshlens serve exited early:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(f"http://{HOST}:{server.web_port}/readyz", timeout=1):
-                return  # urlopen raises on a 503 (not ready yet)
+                return True  # urlopen raises on a 503 (not ready yet)
         except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise RuntimeError(f"meshlens serve did not become ready:\n{server.log_tail()}")
+            return False
+
+    wait_until(
+        ready,
+        timeout=READY_TIMEOUT,
+        what=lambda: f"meshlens serve to become ready:\n{server.log_tail()}",
+        every=0.1,
+    )
 
 
 def stop_server(server: Server) -> None:

@@ -12,7 +12,7 @@
    meshlens's counters from `/metrics`, and what the load generator saw: spans sent,
    acknowledged, requests refused (429/503) and dropped (no answer).
 4. Stops the load, then the server, and counts the `spans` table against the acknowledged.
-5. Prints the table over time and the verdict (`bench.soak_verdict`): PASS when the memory is
+5. Prints the table over time and the verdict (`harness.soak.verdict`): PASS when the memory is
    flat after the warm-up and nothing was dropped, rejected, lost or failed on the web port.
    The exit status is 1 on FAIL. The figures go to bench/results/soak-<timestamp>.json, or
    to stdout with --json.
@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import signal
 import sys
@@ -37,12 +38,17 @@ if not __package__:  # run as `python bench/soak.py`: import `bench` from the re
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.api_report import environment
-from bench.database import bench_database, postgres_server, redacted
+from bench.database import postgres_server, redacted
 from bench.http_run import run_async
 from bench.loadgen import LoadStats
+from bench.report import RESULTS_DIR
 from bench.server import Server, server_overrides, start_server, stop_server
-from bench.soak_options import SoakOptions, parse_args
-from bench.soak_report import (
+from bench.soak_sampler import Sampler
+from bench.soak_traffic import SteadyLoad, WebReader
+from harness.postgres import throwaway_database
+from harness.repo import REPO
+from harness.soak.options import SoakOptions, parse_args
+from harness.soak.report import (
     TABLE_HEAD,
     SoakReport,
     make_report,
@@ -51,20 +57,11 @@ from bench.soak_report import (
     summary,
     table_line,
     to_json,
-    write_json,
 )
-from bench.soak_sampler import Sample, Sampler
-from bench.soak_traffic import (
-    RETIME_SECONDS,
-    RULES,
-    WEB_PATHS,
-    SteadyLoad,
-    WebReader,
-    rules_file_text,
-)
-from bench.soak_verdict import TOLERANCE_MIB, TOLERANCE_SHARE
-from tests.support import REPO
-from tests.webhook_sinks import WebhookSink
+from harness.soak.samples import Sample
+from harness.soak.traffic import RETIME_SECONDS, RULES, WEB_PATHS, rules_file_text
+from harness.soak.verdict import TOLERANCE_MIB, TOLERANCE_SHARE
+from harness.webhook_sink import WebhookSink
 
 
 class Progress:
@@ -123,7 +120,7 @@ def run(options: SoakOptions, out: TextIO) -> SoakReport:
     with (
         tempfile.TemporaryDirectory(prefix="meshlens-soak-") as tmp,
         postgres_server(options, Path(tmp)) as admin_url,
-        bench_database(admin_url) as url,
+        throwaway_database(admin_url) as url,
         WebhookSink() as sink,
     ):
         rules = Path(tmp) / "rules.yaml"
@@ -162,6 +159,14 @@ def stored_spans(url: str) -> tuple[int, float]:
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]) / 1e9
+
+
+def write_json(report: SoakReport) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"soak-{stamp}.json"
+    path.write_text(json.dumps(to_json(report), indent=2) + "\n")
+    return path
 
 
 def _config(options: SoakOptions, settings: dict[str, str]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What the soak asks of `meshlens serve` besides sampling it: a steady OTLP/HTTP load, reads of
-the web port, and an alert rules file whose notifications go to a local webhook sink.
+"""The soak's traffic, run: a steady OTLP/HTTP load and reads of the web port (what it reads,
+and the rules file, are in `harness.soak.traffic`).
 
 The load is the ingest benchmark's generator (`bench.loadgen`) paced to a fixed rate; its
 requests (`bench.templates`: 8 services, client/server pairs) are built again every
@@ -19,64 +19,12 @@ import httpx
 
 from bench.loadgen import LoadGenerator, LoadStats, Pacer
 from bench.server import HOST, Server
-from bench.soak_options import SoakOptions
 from bench.templates import build_templates
+from harness.soak.options import SoakOptions
+from harness.soak.traffic import RETIME_SECONDS, SERVICE, WEB_PATHS, WINDOW
 
-RETIME_SECONDS = 10.0
-WINDOW = "5m"  # reads and rules look back 5 minutes: steady once the warm-up is over
-SERVICE = "checkout"  # a service of bench.mesh, read in detail
-WEB_PATHS = (
-    f"/api/v1/services?window={WINDOW}",
-    f"/api/v1/graph?window={WINDOW}",
-    f"/api/v1/services/{SERVICE}?window={WINDOW}",
-    f"/api/v1/services/{SERVICE}/series?window={WINDOW}",
-    f"/api/v1/mtls?window={WINDOW}",
-    "/api/v1/alerts",
-    "/api/v1/rules",
-    f"/?window={WINDOW}",
-    f"/map?window={WINDOW}",
-    f"/services/{SERVICE}?window={WINDOW}",
-    "/alerts",
-)
 WEB_TIMEOUT = 30.0
 FIRST_DATA_TIMEOUT = 60.0
-RULES = 3  # in rules_file_text
-
-
-def rules_file_text(sink_url: str) -> str:
-    """Three rules: one fires for every service (the mesh fails about 4 % of its requests) and
-    notifies the sink every 5 minutes; two watch for what should not happen."""
-    return f"""\
-receivers:
-  - name: soak-sink
-    type: webhook
-    url: {sink_url}
-rules:
-  - name: SoakServiceErrors
-    signal: error_rate
-    scope: service
-    condition: "> 2%"
-    window: {WINDOW}
-    for: 1m
-    receivers: [soak-sink]
-    group_by: [alertname, service]
-    group_wait: 0s
-    group_interval: 1m
-    repeat_interval: 5m
-  - name: SoakSlowEdges
-    signal: latency_p99
-    scope: edge
-    condition: "> 5s"
-    window: {WINDOW}
-    receivers: [soak-sink]
-  - name: SoakTrafficStopped
-    signal: request_rate
-    scope: mesh
-    condition: "< 1"
-    window: {WINDOW}
-    for: 2m
-    receivers: [soak-sink]
-"""
 
 
 class SteadyLoad:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import yaml
@@ -15,7 +14,6 @@ from tests.otlp_payloads import SpanSpec, new_ids, spans_request
 from tests.support import RunningServer
 
 SERVER, CLIENT = 2, 3
-T = TypeVar("T")
 ALERTING_FAST = {
     "MESHLENS_EVAL_INTERVAL": "0.5",
     "MESHLENS_DERIVE_INTERVAL_SECONDS": "0.3",
@@ -92,17 +90,6 @@ def _post(server: RunningServer, specs: list[SpanSpec]) -> None:
         timeout=10,
     )
     assert answer.status_code == 200, answer.text
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:
-    """The first truthy result of `check`, polling until `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def history(server: RunningServer, rule: str) -> list[str]:

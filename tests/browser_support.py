@@ -27,7 +27,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, set_
 from opentelemetry.util.types import AttributeValue
 from playwright.sync_api import ConsoleMessage, Dialog, Page, Request, Response, ViewportSize
 
-from tests.support import REPO, DatabaseFactory, RunningServer, running_server, sdk_provider
+from harness.postgres import DatabaseFactory
+from harness.repo import REPO
+from harness.waiting import wait_until
+from tests.support import RunningServer, running_server, sdk_provider
 
 # --- artifacts ---------------------------------------------------------------------------------
 
@@ -438,17 +441,22 @@ def feed_scenario(server: RunningServer) -> None:
 def wait_for_graph(server: RunningServer, timeout: float = 30.0) -> dict[str, Any]:
     """The API's graph (window 1h) once it holds every edge of the scenario, fully counted."""
     wanted = expected_edges()
-    deadline = time.monotonic() + timeout
-    while True:
+    counted: dict[tuple[str, str], int] = {}
+
+    def complete() -> dict[str, Any] | None:
         answer = httpx.get(f"{server.web}/api/v1/graph", params={"window": "1h"}, timeout=10)
         assert answer.status_code == 200, answer.text
         graph: dict[str, Any] = answer.json()
-        counted = {(e["source"], e["target"]): e["requests"] for e in graph["edges"]}
-        if counted == wanted:
-            return graph
-        if time.monotonic() > deadline:
-            pytest.fail(f"the graph never showed the scenario: {counted} instead of {wanted}")
-        time.sleep(0.3)
+        counted.clear()
+        counted.update({(e["source"], e["target"]): e["requests"] for e in graph["edges"]})
+        return graph if counted == wanted else None
+
+    return wait_until(
+        complete,
+        timeout=timeout,
+        what=lambda: f"the graph to show the scenario: {counted} instead of {wanted}",
+        every=0.3,
+    )
 
 
 @contextmanager

@@ -11,16 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import (
-    FAST_DERIVATION,
+from harness.postgres import (
     MACHINE_POSTGRES,
     DatabaseFactory,
-    RunningServer,
     machine_postgres_answers,
-    reachable_temp_dir,
-    running_server,
     with_database,
 )
+from tests.support import FAST_DERIVATION, RunningServer, reachable_temp_dir, running_server
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind, Tracer
 
+from harness.waiting import wait_until
 from tests.support import RunningServer, rss_bytes
 
 SpanKey = tuple[bytes, bytes]  # (trace_id, span_id) as stored
@@ -113,7 +114,7 @@ class Ledger:
     acknowledged: list[SpanKey] = field(default_factory=list)
     failed: list[SpanKey] = field(default_factory=list)
     acknowledged_batches: list[Sequence[ReadableSpan]] = field(default_factory=list)
-    _lock: threading.Condition = field(default_factory=threading.Condition)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, batch: Sequence[ReadableSpan]) -> None:
         with self._lock:
@@ -126,15 +127,19 @@ class Ledger:
                 self.acknowledged_batches.append(batch)
             else:
                 self.failed.extend(map(span_key, batch))
-            self._lock.notify_all()
 
     def wait_acknowledged(self, count: int, timeout: float = 60) -> None:
         """Block until at least `count` spans have been acknowledged in all."""
+        wait_until(
+            lambda: self.acknowledged_count() >= count,
+            timeout=timeout,
+            what=lambda: f"{count} spans acknowledged, only {self.acknowledged_count()} were",
+            every=0.05,
+        )
+
+    def acknowledged_count(self) -> int:
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self.acknowledged) >= count, timeout):
-                raise AssertionError(
-                    f"only {len(self.acknowledged)} of {count} spans acknowledged in {timeout} s"
-                )
+            return len(self.acknowledged)
 
     def batches_so_far(self) -> int:
         with self._lock:

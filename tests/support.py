@@ -1,17 +1,15 @@
-"""Test support: databases per test run, and `meshlens serve` run as a real subprocess."""
+"""Test support: `meshlens serve` run as a real subprocess, and how the tests talk to it (what the
+benchmarks share with the tests is in `harness`)."""
 
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,46 +25,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client.parser import text_string_to_metric_families
 
-MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-REPO = Path(__file__).resolve().parent.parent
-
-
-def machine_postgres_answers() -> bool:
-    """True when the machine's PostgreSQL (127.0.0.1:5432, trust auth) answers."""
-    try:
-        with psycopg.connect(MACHINE_POSTGRES, connect_timeout=2):
-            return True
-    except psycopg.Error:
-        return False
-
-
-def with_database(url: str, name: str) -> str:
-    """`url` pointing at database `name` (works for host:port and unix-socket URLs)."""
-    scheme, _, rest = url.partition("://")
-    authority, _, tail = rest.partition("/")
-    query = tail.partition("?")[2]
-    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
-
-
-class DatabaseFactory:
-    """Creates uniquely named databases on one server and drops them all at the end."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin_url = admin_url
-        self._created: list[str] = []
-
-    def create(self) -> str:
-        name = f"meshlens_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        self._created.append(name)
-        return with_database(self.admin_url, name)
-
-    def drop_all(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            for name in self._created:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self._created.clear()
+from harness.ports import free_port
+from harness.repo import REPO
+from harness.waiting import wait_until
 
 
 @contextmanager
@@ -81,23 +42,6 @@ def reachable_temp_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-LISTEN_PORTS = range(20_000, 32_000)
-"""Below Linux's ephemeral range (32768-60999): a port found free here is not taken a moment
-later by some outgoing connection's source port, as ports the kernel picks (bind to 0) were."""
-
-
-def free_port() -> int:
-    for _ in range(100):
-        port = random.choice(LISTEN_PORTS)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found for a test server")
 
 
 @dataclass
@@ -163,7 +107,7 @@ def start_server(
         offset = log_path.stat().st_size if log_path.exists() else 0
         try:
             return _start_server(database_url, log_path, None, trust, **env)
-        except RuntimeError:
+        except (RuntimeError, AssertionError):  # exited early, or never ready
             taken = b"address already in use" in log_path.read_bytes()[offset:]
             if not taken or attempt == 2:
                 raise
@@ -209,18 +153,23 @@ def _start_server(
 
 
 def wait_ready(server: RunningServer, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Until /readyz of `server` says ready; RuntimeError when the process exits first."""
+
+    def ready() -> bool:
         if server.process.poll() is not None:
             raise RuntimeError(f"meshlens exited early:\n{server.log()}")
         try:
             with server.web_client(timeout=1) as client:
-                if client.get("/readyz").status_code == 200:
-                    return
+                return client.get("/readyz").status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"meshlens did not become ready:\n{server.log()}")
+            return False
+
+    wait_until(
+        ready,
+        timeout=timeout,
+        what=lambda: f"meshlens to become ready; its log:\n{server.log()}",
+        every=0.1,
+    )
 
 
 def stop_server(server: RunningServer) -> None:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
+from harness.postgres import DatabaseFactory
+from tests.support import RunningServer, run_meshlens, running_server
 
 READ = "read-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"

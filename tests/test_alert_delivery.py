@@ -38,8 +38,8 @@ from alerting.notify.formats import (
     render,
     verify_signature,
 )
+from harness.webhook_sink import Reply, WebhookSink
 from meshlens.allowlist import Allowlist, AllowlistError
-from tests.webhook_sinks import Reply, WebhookSink
 
 LOCAL = Allowlist.parse(["127.0.0.1"])
 NOBODY = Allowlist()

@@ -21,8 +21,10 @@ from psycopg.types.json import Jsonb
 
 from alerting.notify.destinations import mask_url
 from alerting.notify.formats import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from tests.support import DatabaseFactory, RunningServer, running_server
-from tests.webhook_sinks import WebhookSink
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
+from harness.webhook_sink import WebhookSink
+from tests.support import RunningServer, running_server
 
 FILE_URL = "https://hooks.example.com/services/T000/B000/FILESECRETXYZ"
 API_URL = "https://hooks.slack.com/services/T111/B222/APISECRETXYZ"
@@ -74,12 +76,12 @@ def server(
 
 def wait_first_round(server: RunningServer, timeout: float = 30) -> None:
     """Until the round run at start is done (the alerts page says when it ran)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if "last round" in httpx.get(f"{server.web}/alerts", timeout=10).text:
-            return
-        time.sleep(0.1)
-    raise AssertionError("no evaluation round ran")
+    wait_until(
+        lambda: "last round" in httpx.get(f"{server.web}/alerts", timeout=10).text,
+        timeout=timeout,
+        what="the first evaluation round",
+        every=0.1,
+    )
 
 
 def no_secret(response: httpx.Response) -> None:

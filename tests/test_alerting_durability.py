@@ -7,17 +7,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
+from harness.webhook_sink import Reply, WebhookSink
 from tests.alerting_scenario import (
     ALERTING_FAST,
     error_rule,
-    eventually,
     history,
     rounds,
     send_requests,
     write_rules,
 )
-from tests.support import DatabaseFactory, running_server, start_server, stop_server
-from tests.webhook_sinks import Reply, WebhookSink
+from tests.support import running_server, start_server, stop_server
 
 
 def test_sigkill_during_delivery_loses_nothing_and_sends_nothing_twice(
@@ -43,8 +44,9 @@ def test_sigkill_during_delivery_loses_nothing_and_sends_nothing_twice(
             requests = sink.wait_for(2, timeout=30)
             assert requests[0].body == requests[1].body
             assert requests[0].headers["idempotency-key"] == requests[1].headers["idempotency-key"]
-            eventually(
+            wait_until(
                 lambda: second.query("SELECT 1 FROM notification_outbox WHERE state = 'delivered'"),
+                timeout=20,
                 what="delivered after the restart",
             )
             time.sleep(3)  # several rounds of the new process
@@ -78,4 +80,6 @@ def test_two_processes_evaluate_each_rule_once(databases: DatabaseFactory, tmp_p
             stop_server(a if leaders[0] > 0 else b)  # the evaluator dies: the other takes over
             survivor = b if leaders[0] > 0 else a
             before = rounds(survivor)
-            eventually(lambda: rounds(survivor) > before + 2, what="the survivor evaluates")
+            wait_until(
+                lambda: rounds(survivor) > before + 2, timeout=20, what="the survivor evaluates"
+            )

@@ -11,18 +11,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
+from harness.webhook_sink import WebhookSink
 from tests.alerting_scenario import (
     ALERTING_FAST,
     error_rule,
-    eventually,
     history,
     rounds,
     send_plaintext_call,
     send_requests,
     write_rules,
 )
-from tests.support import DatabaseFactory, RunningServer, running_server
-from tests.webhook_sinks import WebhookSink
+from tests.support import RunningServer, running_server
 
 CHATS = ("slack", "mattermost", "discord", "teams", "webhook")
 
@@ -127,12 +128,13 @@ def test_a_failing_receiver_gets_exactly_one_successful_delivery(
     requests = sinks["flaky"].wait_for(3, timeout=45)
     keys = {request.headers["idempotency-key"] for request in requests}
     assert len(keys) == 1  # the same notification, retried
-    rows = eventually(
+    rows = wait_until(
         lambda: server.query(
             "SELECT o.state, o.attempts FROM notification_outbox o "
             "WHERE o.receiver = 'flaky' AND o.state = 'delivered'"
         ),
-        what="delivered",
+        timeout=20,
+        what="the flaky receiver's notification delivered",
     )
     assert rows == [("delivered", 3)]
     outcomes = server.query(
@@ -147,11 +149,12 @@ def test_a_receiver_answering_400_is_not_retried(
 ) -> None:
     send_requests(server, "pay-c", ok=0, failed=20)
     sinks["broken"].wait_for(1, timeout=30)
-    eventually(
+    wait_until(
         lambda: server.query(
             "SELECT 1 FROM notification_outbox WHERE receiver = 'broken' AND state = 'failed'"
         ),
-        what="failed",
+        timeout=20,
+        what="the broken receiver's notification failed",
     )
     assert server.query("SELECT attempts FROM notification_outbox WHERE receiver = 'broken'") == [
         (1,)
@@ -161,12 +164,13 @@ def test_a_receiver_answering_400_is_not_retried(
 
 def test_a_low_traffic_service_stays_quiet(server: RunningServer) -> None:
     send_requests(server, "pay-d", ok=0, failed=5)  # all fail, but under min_requests (10)
-    eventually(
+    wait_until(
         lambda: server.query("SELECT 1 FROM service_rollups WHERE service = 'pay-d'"),
-        what="derived",
+        timeout=20,
+        what="pay-d's requests derived",
     )
     before = rounds(server)
-    eventually(lambda: rounds(server) >= before + 3, what="three more rounds")
+    wait_until(lambda: rounds(server) >= before + 3, timeout=20, what="three more rounds")
     assert history(server, "LowTraffic") == []
 
 
@@ -185,9 +189,11 @@ def test_a_silence_suppresses_notifications(
         ),
     )
     send_requests(server, "pay-e", ok=0, failed=20)
-    eventually(lambda: "firing" in history(server, "Silenced"), what="firing")
+    wait_until(
+        lambda: "firing" in history(server, "Silenced"), timeout=20, what="the Silenced rule firing"
+    )
     before = rounds(server)
-    eventually(lambda: rounds(server) >= before + 4, what="four more rounds")
+    wait_until(lambda: rounds(server) >= before + 4, timeout=20, what="four more rounds")
     assert sinks["silenced"].requests == []
 
 
@@ -226,10 +232,12 @@ def test_the_rules_file_is_reloaded_when_it_changes(
     with running_server(databases.create(), tmp_path / "meshlens.log", **env) as running:
         assert _rule_names(running) == ["First"]
         write_rules(path, receivers, [error_rule("Second", "x", ["am"])])
-        eventually(lambda: _rule_names(running) == ["Second"], what="the new file's rules")
+        wait_until(
+            lambda: _rule_names(running) == ["Second"], timeout=20, what="the new file's rules"
+        )
         path.write_text("rules:\n  - name: Broken\n    signal: nonsense\n")
         before = rounds(running)
-        eventually(lambda: rounds(running) >= before + 2, what="two more rounds")
+        wait_until(lambda: rounds(running) >= before + 2, timeout=20, what="two more rounds")
         assert _rule_names(running) == ["Second"]  # an invalid change keeps the last rules
         assert "rules file not (re)loaded" in running.log()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -23,7 +22,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from alerting.notify.destinations import mask_url
-from tests.support import DatabaseFactory, RunningServer, running_server
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
+from tests.support import RunningServer, running_server
 
 XSS = "<img src=x onerror=alert(1)>"
 SECRET_URL = "https://hooks.slack.com/services/T123/B456/PAGESECRETXYZ"
@@ -37,10 +38,12 @@ def server(
 ) -> Iterator[RunningServer]:
     log_path = tmp_path_factory.mktemp("alerts-page") / "meshlens.log"
     with running_server(databases.create(), log_path, MESHLENS_EVAL_INTERVAL="1h") as running:
-        deadline = time.monotonic() + 30
-        while "last round" not in httpx.get(f"{running.web}/alerts", timeout=10).text:
-            assert time.monotonic() < deadline, "no evaluation round ran"
-            time.sleep(0.1)
+        wait_until(
+            lambda: "last round" in httpx.get(f"{running.web}/alerts", timeout=10).text,
+            timeout=30,
+            what="the first evaluation round",
+            every=0.1,
+        )
         yield running
 
 

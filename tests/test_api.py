@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from api.app import create_app
+from harness.postgres import DatabaseFactory
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.signals.histogram import LatencyHistogram
 from tests import rollup_scenario as scenario
 from tests.rollup_scenario import Request, T, highest, latency_ms, summed
-from tests.support import DatabaseFactory
 
 REQUESTS = scenario.requests()
 READINGS = scenario.readings()

@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from harness.postgres import DatabaseFactory
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import RunningServer, running_server
 
 ADMIN = "admin-token-for-the-api-fuzz-0123"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}

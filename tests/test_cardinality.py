@@ -20,16 +20,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
 from tests.metric_payloads import MetricSpec, Point, istio_labels, metrics_request
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    metric_total,
-    start_server,
-    stop_server,
-)
+from tests.support import FAST_DERIVATION, RunningServer, metric_total, start_server, stop_server
 
 OVERFLOW = "meshlens.overflow"
 SERVER, CLIENT = 2, 3
@@ -123,14 +118,6 @@ def _edges(server: RunningServer) -> dict[tuple[str, str], int]:
     return {(source, target): int(total) for source, target, total in rows}
 
 
-def _wait_for(check: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the deriver did not get there")
-        time.sleep(0.1)
-
-
 def _metric(servers: list[RunningServer], name: str, kind: str) -> float:
     """The sum over `servers` of the sample `name`{kind=...} on their /metrics."""
     return sum(metric_total(server, name, kind=kind) for server in servers)
@@ -149,9 +136,14 @@ def test_services_operations_and_edges_past_their_caps(
     # within the caps: nodes user, front, back, x0, x1 (5); edges user->front, front->back,
     # user->x0, user->x1 (4); front's operations op0..op2 (3)
     _traces(first, _roots("front", "op0", "op1", "op2") + _call("front", "back"))
-    _wait_for(lambda: _services(first) == {"front": 3, "back": 1})
+    wait_until(
+        lambda: _services(first) == {"front": 3, "back": 1},
+        timeout=20,
+        what="front's 3 and back's 1 requests",
+        every=0.1,
+    )
     _traces(second, _roots("x0", "op") + _roots("x1", "op"))
-    _wait_for(lambda: len(_services(first)) == 4)
+    wait_until(lambda: len(_services(first)) == 4, timeout=20, what="4 services", every=0.1)
     assert _metric([first, second], "meshlens_cardinality_overflow_total", "service") == 0
 
     # past them, sent to both processes: new services, operations, an edge, a database
@@ -169,12 +161,22 @@ def test_services_operations_and_edges_past_their_caps(
         (OVERFLOW, "x0"): 1,  # back -> x0: an edge past the cap keeps its target
         ("front", OVERFLOW): 1,  # the database orders: a node past the cap
     }
-    _wait_for(lambda: _services(first) == expected_services and _edges(first) == expected_edges)
+    wait_until(
+        lambda: _services(first) == expected_services and _edges(first) == expected_edges,
+        timeout=20,
+        what="the services and edges within the budget",
+        every=0.1,
+    )
     assert _operations(first, "front") == {"op0": 2, "op1": 1, "op2": 1, OVERFLOW: 2}
     assert server_count(first, "SELECT count(*) FROM spans") == 16  # every raw span is stored
 
     both = [first, second]
-    _wait_for(lambda: _metric(both, "meshlens_cardinality_overflow_total", "edge") == 5)
+    wait_until(
+        lambda: _metric(both, "meshlens_cardinality_overflow_total", "edge") == 5,
+        timeout=20,
+        what="5 edge requests counted under the overflow",
+        every=0.1,
+    )
     assert _metric(both, "meshlens_cardinality_overflow_total", "service") == 3
     assert _metric(both, "meshlens_cardinality_overflow_total", "operation") == 2
     assert _metric([first], "meshlens_cardinality_limit", "service") == 5
@@ -199,7 +201,12 @@ def test_services_operations_and_edges_past_their_caps(
     stop_server(second)
     third = servers("third", **CAPS)
     _traces(third, _roots("x4", "op") + _roots("x1", "op") + _roots("front", "op1", "op5"))
-    _wait_for(lambda: _services(third).get(OVERFLOW) == 4)
+    wait_until(
+        lambda: _services(third).get(OVERFLOW) == 4,
+        timeout=20,
+        what="4 requests of the third process under the overflow",
+        every=0.1,
+    )
     assert _services(third)["x1"] == 2
     assert _operations(third, "front") == {"op0": 2, "op1": 2, "op2": 1, OVERFLOW: 3}
     assert "x4" not in _services(third)
@@ -272,7 +279,12 @@ def test_metric_series_past_the_cap(servers: Callable[..., RunningServer]) -> No
         )
         return (int(rows[0][0]), int(rows[0][1])) if rows and rows[0][0] is not None else None
 
-    _wait_for(lambda: edge() == (31, 6))
+    wait_until(
+        lambda: edge() == (31, 6),
+        timeout=20,
+        what="the edge's 31 requests and 6 errors",
+        every=0.1,
+    )
     both = [server, other]
     assert _metric(both, "meshlens_cardinality_overflow_total", "series") == 7  # resends not
     assert _metric([server], "meshlens_cardinality_known", "series") == 4

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from harness.postgres import DatabaseFactory
 from tests.browser_support import (
     CHROMIUM_ARGS,
     DATABASE,
@@ -30,7 +31,6 @@ from tests.browser_support import (
     scenario_server,
     screenshot_path,
 )
-from tests.support import DatabaseFactory
 
 # --- fixtures ----------------------------------------------------------------------------------
 

@@ -16,8 +16,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from harness.postgres import DatabaseFactory
 from tests.browser_support import XSS_NAME, Scenario, scenario_server
-from tests.support import DatabaseFactory, running_server
+from tests.support import running_server
 
 XSS_PATH = "/services/" + quote(XSS_NAME, safe="")
 PAGES = ["/", "/map", "/map?focus=checkout&hops=2", "/services/frontend", XSS_PATH, "/mtls"]

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,18 +26,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Tracer
 
+from harness.ports import free_port
+from harness.postgres import DatabaseFactory
+from harness.repo import REPO
+from harness.waiting import wait_until
 from meshlens.demo.arrivals import Arrivals
 from meshlens.demo.pipelines import workloads
 from meshlens.demo.topology import shop
 from meshlens.demo.traffic import Traffic
-from tests.support import (
-    FAST_DERIVATION,
-    REPO,
-    DatabaseFactory,
-    RunningServer,
-    free_port,
-    running_server,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server
 
 SERVICES = {
     "frontend",
@@ -81,17 +78,6 @@ def demo_environment(server: RunningServer | None = None) -> dict[str, str]:
     return environment
 
 
-def wait_for(
-    read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = read()
-        if ready(answer) or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.5)
-
-
 def api(server: RunningServer, path: str) -> dict[str, Any]:
     answer = httpx.get(f"{server.web}/api/v1/{path}", params={"window": "1h"}, timeout=10)
     assert answer.status_code == 200, answer.text
@@ -126,7 +112,15 @@ def test_demo_fills_the_graph_with_everything_it_promises(fast_server: RunningSe
             and {("checkout", "kafka"), ("email", "kafka"), ("checkout", "email")} <= edges
         )
 
-    graph = wait_for(lambda: api(fast_server, "graph"), complete, timeout=30)
+    seen: list[dict[str, Any]] = []
+
+    def whole_graph() -> dict[str, Any] | None:
+        seen.append(api(fast_server, "graph"))
+        return seen[-1] if complete(seen[-1]) else None
+
+    graph = wait_until(
+        whole_graph, timeout=30, what=lambda: f"every promise in the graph: {seen[-1]}", every=0.5
+    )
     assert complete(graph), graph
     types = {node["id"]: node["type"] for node in graph["nodes"]}
     assert {name for name, kind in types.items() if kind == "service"} == SERVICES

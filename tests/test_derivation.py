@@ -8,21 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
 from meshlens.signals.histogram import LatencyHistogram
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    running_server,
-    unique_names,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server, unique_names
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 
@@ -48,14 +43,6 @@ def _edges(server: RunningServer, source: str) -> dict[tuple[str, str], dict[str
     return {(r[0], r[1]): dict(zip(keys, map(int, r[2:]), strict=True)) for r in rows}
 
 
-def _wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("derived state did not appear in time")
-        time.sleep(0.2)
-
-
 def test_halves_in_reverse_order_across_two_collectors(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
@@ -67,7 +54,7 @@ def test_halves_in_reverse_order_across_two_collectors(
     _send(second, [server_half])  # the server half first, through the other process
     time.sleep(1.0)
     _send(first, [client_half])
-    _wait_for(lambda: bool(_edges(first, name("web"))))
+    wait_until(lambda: bool(_edges(first, name("web"))), timeout=15, what="an edge from web")
     time.sleep(4)  # past the pairing window: nothing more may appear
     assert _edges(first, name("web")) == {
         (name("orders"), "service"): {
@@ -117,7 +104,11 @@ def test_unpaired_client_span_becomes_a_virtual_node(
     _send(first, [payments])
     time.sleep(1)
     assert _edges(first, name("checkout")) == {}  # still waiting for a server half
-    _wait_for(lambda: bool(_edges(first, name("checkout"))))
+    wait_until(
+        lambda: bool(_edges(first, name("checkout"))),
+        timeout=15,
+        what="an edge from checkout",
+    )
     edge = _edges(first, name("checkout"))[("api.stripe.com", "external")]
     assert (edge["requests"], edge["errors"]) == (1, 1)  # client rules: 5xx
 
@@ -138,7 +129,11 @@ def test_database_calls_count_at_once_and_roots_come_from_user(
         attributes={"db.system": "postgresql", "db.namespace": "orders"},
     )
     _send(first, [root, query])
-    _wait_for(lambda: bool(_edges(first, name("api"))) and bool(_edges(first, "user")))
+    wait_until(
+        lambda: bool(_edges(first, name("api"))) and bool(_edges(first, "user")),
+        timeout=15,
+        what="the edges from api and from user",
+    )
     assert (name("api"), "service") in _edges(first, "user")
     edges = _edges(first, name("api"))
     assert [key[1] for key in edges] == ["database"]
@@ -167,7 +162,7 @@ def test_producer_and_consumer_joined_by_a_link(
     )
     _send(first, [consumer])
     _send(first, [producer])
-    _wait_for(lambda: bool(_edges(first, name("orders"))))
+    wait_until(lambda: bool(_edges(first, name("orders"))), timeout=15, what="an edge from orders")
     time.sleep(4)
     assert set(_edges(first, name("orders"))) == {(name("billing"), "service")}
 
@@ -194,7 +189,11 @@ def test_proxy_spans_count_for_the_workload_they_front(
         attributes={"istio.canonical_service": name("reviews")},
     )
     _send(first, [envoy_client, envoy_server])
-    _wait_for(lambda: bool(_edges(first, name("productpage"))))
+    wait_until(
+        lambda: bool(_edges(first, name("productpage"))),
+        timeout=15,
+        what="an edge from productpage",
+    )
     assert set(_edges(first, name("productpage"))) == {(name("reviews"), "service")}
 
 
@@ -219,8 +218,50 @@ def test_mtls_states_from_span_attributes(
             )
         )
     _send(first, specs)
-    _wait_for(lambda: bool(_edges(first, name("web"))))
+    wait_until(lambda: bool(_edges(first, name("web"))), timeout=15, what="an edge from web")
     edge = _edges(first, name("web"))[(name("db-api"), "service")]
+    assert (edge["mutual"], edge["tls"], edge["plaintext"], edge["unknown"]) == (1, 1, 1, 1)
+
+
+def test_paired_halves_keep_the_server_halfs_mtls_state(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    """Halves paired by the deriver (each half through another process): the request counts the
+    server half's mTLS state when that half knows one, else the client half's; a certificate
+    the client saw go out does not make a server's one-way TLS mutual."""
+    first, second = twin_servers
+    name = unique_names()
+    mutual = {"tls.established": True, "tls.client.subject": "CN=web"}
+    halves = [  # (server half, client half): counted as
+        ({"tls.established": True}, mutual),  # tls
+        ({"tls.established": False}, mutual),  # plaintext
+        ({}, mutual),  # mutual
+        ({}, {}),  # unknown
+    ]
+    servers, clients = [], []
+    for server_attributes, client_attributes in halves:
+        trace_id, client_id = new_ids()
+        clients.append(
+            SpanSpec(name("web"), CLIENT, trace_id, client_id, attributes=client_attributes)
+        )
+        servers.append(
+            SpanSpec(
+                name("tls-api"),
+                SERVER,
+                trace_id,
+                os.urandom(8),
+                client_id,
+                attributes=server_attributes,
+            )
+        )
+    _send(second, servers)
+    _send(first, clients)
+
+    def four_requests() -> dict[str, Any] | None:
+        edge = _edges(first, name("web")).get((name("tls-api"), "service"))
+        return edge if edge is not None and edge["requests"] == 4 else None
+
+    edge = wait_until(four_requests, timeout=15, what="the four requests from web to tls-api")
     assert (edge["mutual"], edge["tls"], edge["plaintext"], edge["unknown"]) == (1, 1, 1, 1)
 
 
@@ -251,7 +292,11 @@ def test_versions_split_90_10_and_percentiles(
         )
         return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
-    _wait_for(lambda: sum(v[0] for v in versions().values()) == 100)
+    wait_until(
+        lambda: sum(v[0] for v in versions().values()) == 100,
+        timeout=15,
+        what="100 requests over the versions",
+    )
     assert versions() == {"v1": (90, 0), "v2": (10, 10)}
     rows = first.query(
         "SELECT latency_keys, latency_counts FROM service_rollups WHERE resolution = 60"
@@ -278,5 +323,5 @@ def test_deriver_state_survives_a_restart(databases: DatabaseFactory, tmp_path: 
         _send(server, [SpanSpec(name("web"), CLIENT, trace_id, client_id)])
     with running_server(url, tmp_path / "2.log", **slow) as server:
         _send(server, [SpanSpec(name("api"), SERVER, trace_id, os.urandom(8), client_id)])
-        _wait_for(lambda: bool(_edges(server, name("web"))))
+        wait_until(lambda: bool(_edges(server, name("web"))), timeout=15, what="an edge from web")
         assert set(_edges(server, name("web"))) == {(name("api"), "service")}

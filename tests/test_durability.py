@@ -18,6 +18,7 @@ from collector.decode import OtlpDecoder, TimeWindow
 from collector.metrics import IngestMetrics
 from collector.pipeline import IngestPipeline, PipelineLimits
 from collector.writer import KnownRows, PostgresWriter, WriteBatch
+from harness.waiting import wait_until
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from tests.otlp_payloads import trace_request
@@ -135,9 +136,17 @@ def _outage_scenario(server: RunningServer, postgres: object) -> None:
     assert _post(server, "during").status_code == 503  # fails fast while down, no hang
     assert httpx.get(f"{server.web}/healthz").status_code == 200
     postgres.start()
-    deadline = time.monotonic() + 30
-    while (status := _post(server, "after").status_code) != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
+
+    def accepted_again() -> int | None:
+        status = _post(server, "after").status_code
+        return status if status == 200 else None
+
+    status = wait_until(
+        accepted_again,
+        timeout=30,
+        what=lambda: f"a span accepted again after the outage; the log:\n{server.log()}",
+        every=0.5,
+    )
     assert status == 200, server.log()
     assert httpx.get(f"{server.web}/readyz", timeout=10).status_code == 200
     counts = dict(server.query("SELECT service, count(*) FROM spans GROUP BY service"))

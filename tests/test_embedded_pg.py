@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import psycopg
 import pytest
 import sqlalchemy
 
+from harness.waiting import wait_until
 from meshlens.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError, installs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,12 +67,14 @@ def _server_pids(folder: Path) -> list[int]:
     return pids
 
 
-def _wait_gone(folder: Path, timeout: float = 10.0) -> list[int]:
-    """Wait until no postgres process works under `folder`; the ones still there."""
-    deadline = time.monotonic() + timeout
-    while (left := _server_pids(folder)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return left
+def _wait_gone(folder: Path) -> None:
+    """Wait until no postgres process works under `folder` (at most 10 s)."""
+    wait_until(
+        lambda: not _server_pids(folder),
+        timeout=10,
+        what=lambda: f"the postgres processes under {folder} to exit: {_server_pids(folder)}",
+        every=0.1,
+    )
 
 
 def _postmaster_pid(server: EmbeddedPostgres) -> int:
@@ -96,13 +98,13 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     is a private one of this test, made traversable, under /tmp and removed afterwards."""
     if not IS_ROOT:
         yield tmp_path / "data"
-        assert _wait_gone(tmp_path.resolve()) == []
+        _wait_gone(tmp_path.resolve())
         return
     root = Path(tempfile.mkdtemp(prefix=f"meshlens-{tmp_path.name[:20]}-"))
     try:
         root.chmod(0o711)
         yield root / "data"
-        assert _wait_gone(root) == []
+        _wait_gone(root)
     finally:
         shutil.rmtree(root)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +16,9 @@ import pytest
 from opentelemetry.propagate import extract, inject
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from tests.support import DatabaseFactory, RunningServer, running_server, sdk_provider
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
+from tests.support import RunningServer, running_server, sdk_provider
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +81,6 @@ def _checkout(mesh: Mesh, fail_payment: bool) -> None:
                     pay.set_attribute("http.response.status_code", 502)
 
 
-def _wait_for(
-    read: Callable[[], dict[str, Any]], ready: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
-        answer = read()
-        if ready(answer) or time.monotonic() > deadline:
-            return answer
-        time.sleep(0.3)
-
-
 def test_sdk_traces_become_the_right_graph_within_seconds(fast_server: RunningServer) -> None:
     mesh = Mesh(fast_server, uuid.uuid4().hex[:6])
     for n in range(10):
@@ -112,8 +103,15 @@ def test_sdk_traces_become_the_right_graph_within_seconds(fast_server: RunningSe
         (names["checkout"], names["payments"]),
         (names["checkout"], "cart-db"),
     }
-    answer = _wait_for(
-        graph, lambda g: {(e["source"], e["target"]) for e in g["edges"] if ours(e)} == expected
+    seen: list[set[tuple[str, str]]] = []
+
+    def complete() -> dict[str, Any] | None:
+        answer = graph()
+        seen.append({(e["source"], e["target"]) for e in answer["edges"] if ours(e)})
+        return answer if seen[-1] == expected else None
+
+    answer = wait_until(
+        complete, timeout=20, what=lambda: f"the edges {expected}, not {seen[-1]}", every=0.3
     )
     assert time.monotonic() - sent < 15
     edges = {(e["source"], e["target"]): e for e in answer["edges"] if ours(e)}

@@ -23,8 +23,10 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, running_server
+from tests.support import RunningServer, running_server
 
 TOKEN = "s3cret-ingest-token-7f1c"
 FILE_TOKEN = "token-from-the-file-42aa"
@@ -155,12 +157,14 @@ def test_the_token_file_is_read_again_when_it_changes(
 ) -> None:
     server, tokens = secured
     tokens.write_text("rotated-token-9d\n")
-    deadline = time.monotonic() + 15
-    while True:
-        service, result = _send(_http(server, "rotated-token-9d"))
-        if result is SpanExportResult.SUCCESS or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+
+    def rotated() -> tuple[str, SpanExportResult] | None:
+        sent = _send(_http(server, "rotated-token-9d"))
+        return sent if sent[1] is SpanExportResult.SUCCESS else None
+
+    service, result = wait_until(
+        rotated, timeout=15, what="the file's new token to be accepted", every=0.5
+    )
     assert result is SpanExportResult.SUCCESS
     assert _stored(server, service) == 1
     _, old = _send(_http(server, FILE_TOKEN))

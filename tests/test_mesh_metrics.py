@@ -27,6 +27,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
 from meshlens.signals.histogram import LatencyHistogram
 from tests.metric_payloads import (
     MetricSpec,
@@ -37,13 +39,7 @@ from tests.metric_payloads import (
     metrics_request,
 )
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
-from tests.support import (
-    FAST_DERIVATION,
-    DatabaseFactory,
-    RunningServer,
-    running_server,
-    unique_names,
-)
+from tests.support import FAST_DERIVATION, RunningServer, running_server, unique_names
 
 S = 1_000_000_000
 MS = 1_000_000
@@ -97,17 +93,13 @@ def _edges(server: RunningServer, source: str, resolution: int = 60) -> dict[str
     return edges
 
 
-def _wait_for(check: Callable[[], bool], seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("derived state did not appear in time")
-        time.sleep(0.2)
-
-
 def _settled(server: RunningServer, source: str, key: str, requests: int) -> dict[str, Any]:
     """The edge once it holds `requests`; after another few passes it must still hold them."""
-    _wait_for(lambda: _edges(server, source).get(key, {}).get("requests", 0) >= requests)
+    wait_until(
+        lambda: _edges(server, source).get(key, {}).get("requests", 0) >= requests,
+        timeout=15,
+        what="the edge's requests",
+    )
     time.sleep(1.5)
     edge = _edges(server, source)[key]
     assert edge["requests"] == requests
@@ -347,7 +339,11 @@ def test_latency_from_the_duration_histogram(
         edge = _edges(first, name("web")).get(key)
         return edge["latency"] if edge else LatencyHistogram()
 
-    _wait_for(lambda: latency().total == 41)
+    wait_until(
+        lambda: latency().total == 41,
+        timeout=15,
+        what="41 requests in the latency histogram",
+    )
     time.sleep(1)
     measured = latency()
     assert measured.quantile(0.1) < 100 * MS < measured.quantile(0.5) < 250 * MS
@@ -374,7 +370,11 @@ def test_an_edge_from_traces_and_mesh_metrics_lists_both(
     at = time.time_ns() - 10 * S
     labels = istio_labels(name("checkout"), name("cart"))
     _send(first, _counter(_proxy(name("cart")), Point(labels, at, at - 5 * S, 40)))
-    _wait_for(lambda: len(_edges(first, name("checkout"))) == 2)
+    wait_until(
+        lambda: len(_edges(first, name("checkout"))) == 2,
+        timeout=15,
+        what="two edges from checkout",
+    )
     edges = _edges(first, name("checkout"))
     assert edges[f"{name('cart')}/traces"]["requests"] == 1
     assert edges[f"{name('cart')}/mesh-metrics"]["requests"] == 40
@@ -425,7 +425,11 @@ def test_saturation_from_an_sdk_gauge(
             found.setdefault(resolution, []).append((bucket, value))
         return found
 
-    _wait_for(lambda: set(saturation()) == {60, 600, 3600})
+    wait_until(
+        lambda: set(saturation()) == {60, 600, 3600},
+        timeout=15,
+        what="saturation at every resolution",
+    )
     found = saturation()
     ((bucket, value),) = found[60]
     assert value == pytest.approx(0.55)

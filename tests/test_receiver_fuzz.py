@@ -28,6 +28,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from harness.waiting import wait_until
 from tests.otlp_mutations import mutated, mutated_json, otlp_json
 from tests.otlp_payloads import SpanSpec, new_ids, spans_request
 from tests.otlp_strategies import fuzz, metrics_requests, mostly, trace_requests
@@ -170,17 +171,18 @@ def assert_still_serving(server: RunningServer) -> None:
     response = post(server, "/v1/traces", pair.SerializeToString())
     assert response.status_code == 200
     assert len(spans_stored(server, trace_id)) == 2
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def derived() -> bool:
         edges = httpx.get(server.web + "/api/v1/graph", params={"window": "1h"}).json()["edges"]
-        if any(e["source"] == caller and e["target"] == callee for e in edges):
-            return
-        time.sleep(0.5)
-    passes = metric_total(server, "meshlens_derive_run_seconds_count")  # still growing: alive
-    raise AssertionError(
-        f"no edge {caller} -> {callee} derived within 60 s ({passes:g} derivation passes "
-        f"so far):\n{server.log()}"
-    )
+        return any(e["source"] == caller and e["target"] == callee for e in edges)
+
+    def the_edge() -> str:
+        passes = metric_total(server, "meshlens_derive_run_seconds_count")  # growing: alive
+        return (
+            f"the edge {caller} -> {callee} ({passes:g} derivation passes so far):\n{server.log()}"
+        )
+
+    wait_until(derived, timeout=60, what=the_edge, every=0.5)
 
 
 def post(server: RunningServer, path: str, body: bytes) -> httpx.Response:

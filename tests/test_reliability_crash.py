@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -23,6 +23,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from harness.waiting import wait_until
 from tests.reliability_support import (
     PairMaker,
     SdkLoad,
@@ -92,14 +93,19 @@ def kill_mid_derivation(server: RunningServer) -> None:
     """SIGKILL `server` while its deriver is in the middle of a pass: the test holds the edge
     rollups (a table lock), so a pass that has paired halves and taken the inbox waits there
     to write them; it is killed waiting, with all of that done but not committed."""
-    waiting = "SELECT 1 FROM pg_locks WHERE relation = 'edge_rollups'::regclass AND NOT granted"
+    waiting = (  # in this database: tests in parallel lock the rollups of their own
+        "SELECT 1 FROM pg_locks WHERE relation = 'edge_rollups'::regclass AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     with psycopg.connect(server.database_url) as holder:
         holder.execute("LOCK TABLE edge_rollups IN EXCLUSIVE MODE")  # reads still pass
         with psycopg.connect(server.database_url, autocommit=True) as watcher:
-            deadline = time.monotonic() + 30
-            while watcher.execute(waiting).fetchone() is None:
-                assert time.monotonic() < deadline, "no derivation pass came to its rollups"
-                time.sleep(0.01)
+            wait_until(
+                lambda: watcher.execute(waiting).fetchone(),
+                timeout=30,
+                what="a derivation pass to come to its rollups",
+                every=0.01,
+            )
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         holder.rollback()
@@ -125,9 +131,15 @@ def check_stored_and_counted_once(
         found.update(derived(server, frontend, backend))
         return found == want
 
-    wait_for(counted_once, lambda: f"derivation of every request: {found} != {want}")
+    wait_until(
+        counted_once,
+        timeout=60,
+        what=lambda: f"derivation of every request: {found} != {want}",
+    )
     passes = derive_passes(server)
-    wait_for(lambda: derive_passes(server) >= passes + 2, lambda: "two more derivation passes")
+    wait_until(
+        lambda: derive_passes(server) >= passes + 2, timeout=60, what="two more derivation passes"
+    )
     assert derived(server, frontend, backend) == want  # nothing counted again since
     return stored
 
@@ -168,11 +180,3 @@ def derived(server: RunningServer, frontend: str, backend: str) -> dict[str, dic
 
 def derive_passes(server: RunningServer) -> float:
     return metric_total(server, "meshlens_derive_run_seconds_count")
-
-
-def wait_for(check: Callable[[], bool], what: Callable[[], str], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what()}, still after {seconds} s")
-        time.sleep(0.2)

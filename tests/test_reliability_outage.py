@@ -23,6 +23,7 @@ import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from google.rpc.status_pb2 import Status
 
+from harness.waiting import wait_until
 from meshlens.embedded_pg import EmbeddedPostgres
 from tests.otlp_payloads import trace_request
 from tests.reliability_support import (
@@ -108,7 +109,12 @@ def refuse_while_down(server: RunningServer, seconds: float) -> float:
     with a retry delay over HTTP and gRPC, /readyz says not ready. Returns the most items the
     ingest queue held once the writers had noticed the outage."""
     end = time.monotonic() + seconds
-    wait_for(lambda: metric_total(server, "meshlens_ingest_healthy_writers") == 0)
+    wait_until(
+        lambda: metric_total(server, "meshlens_ingest_healthy_writers") == 0,
+        timeout=30,
+        what="meshlens to notice the outage",
+        every=0.1,
+    )
     most_queued = 0.0
     while time.monotonic() < end:
         check_http_refusal(server)
@@ -150,10 +156,3 @@ def check_grpc_refusal(server: RunningServer) -> None:
     # the same delay where the OpenTelemetry Python SDK looks for it
     retry_info = RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
     assert retry_info.retry_delay.seconds == RETRY_AFTER_SECONDS
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "meshlens did not notice the outage"
-        time.sleep(0.1)

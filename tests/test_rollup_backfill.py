@@ -6,10 +6,10 @@ import psycopg
 from alembic.config import Config
 
 from alembic import command
+from harness.postgres import DatabaseFactory
 from meshlens.database import Database
 from meshlens.migrations import script_location, upgrade_to_head
 from tests import rollup_scenario as scenario
-from tests.support import DatabaseFactory
 
 _TABLES = {
     "service_rollups": "resolution, bucket_unix, service, operation, version",

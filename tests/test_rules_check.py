@@ -7,7 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.support import REPO, run_meshlens
+from harness.repo import REPO
+from tests.support import run_meshlens
 
 RULES = Path("tests") / "testdata" / "rules"  # relative: the output names files as given
 PROBLEM_LINE = re.compile(r"(?P<file>[^:]+):(?P<line>\d+):(?P<column>\d+): (?P<message>.+)")

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.postgres import DatabaseFactory
 from meshlens.database import Database, unreachable
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
+from tests.support import RunningServer, run_meshlens, running_server
 
 PASSWORD = "db-Passw0rd-4f9c1e"
 INGEST = "ingest-token-7d1b0c9a4e"

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from bench.soak_report import TABLE_HEAD, Row
-from bench.soak_traffic import RETIME_SECONDS
-from tests.support import REPO, DatabaseFactory
+from harness.postgres import DatabaseFactory
+from harness.repo import REPO
+from harness.soak.report import TABLE_HEAD, Row
+from harness.soak.traffic import RETIME_SECONDS
 
 # 2 requests a second over 12 connections: each is idle 6 s between requests, longer than the
 # server keeps an idle connection open (uvicorn: 5 s), as at any low rate

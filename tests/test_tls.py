@@ -30,8 +30,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 
+from harness.postgres import DatabaseFactory
+from harness.waiting import wait_until
 from tests.otlp_payloads import trace_request
-from tests.support import DatabaseFactory, RunningServer, run_meshlens, running_server
+from tests.support import RunningServer, run_meshlens, running_server
 from tests.tls_certs import (
     Authority,
     Issued,
@@ -272,12 +274,13 @@ def test_the_web_port_serves_https_with_tokens_and_a_secure_cookie(mesh: Mesh) -
 
 
 def _wait_for_serial(port: int, context: ssl.SSLContext, serial: int, alpn: bool = False) -> int:
-    deadline = time.monotonic() + 20
-    while True:
+    """The serial `port` serves, once it is `serial` (within 20 s)."""
+
+    def renewed() -> int | None:
         served = served_serial(port, context, ["h2"] if alpn else None)
-        if served == serial or time.monotonic() > deadline:
-            return served
-        time.sleep(0.2)
+        return served if served == serial else None
+
+    return wait_until(renewed, timeout=20, what=f"port {port} to serve the serial {serial}")
 
 
 @pytest.mark.usefixtures("own_ca_bundle")
@@ -303,15 +306,15 @@ def test_a_replaced_client_ca_is_used_without_a_restart(mesh: Mesh) -> None:
     """Last in the module: from here on only the foreign CA's clients are trusted."""
     write_atomically(mesh.client_ca, mesh.foreign.cert.read_bytes())
     service = f"tls-stranger-{uuid.uuid4().hex[:8]}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def accepted() -> int | None:
         try:
             status = _post_http(mesh, mesh.stranger, service)
         except httpx.TransportError:
-            status = 0
-        if status == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+            return None
+        return status if status == 200 else None
+
+    status = wait_until(accepted, timeout=20, what="a client of the new CA to be accepted")
     assert status == 200
     stored = _stored(mesh.server, service)
     _export_grpc(mesh, mesh.stranger, f"{service}-grpc")

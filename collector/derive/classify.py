@@ -281,17 +281,6 @@ def mtls_state(attributes: Attributes) -> int:
     return MTLS_MUTUAL if presented else MTLS_TLS
 
 
-def combine_mtls(server: int, client: int) -> int:
-    """One request's state from its server half and client half (in that order).
-
-    The server half decides when it knows; a client that saw its own certificate go out
-    upgrades a server's plain TLS to MUTUAL (a client sends one only when asked).
-    """
-    if server == MTLS_UNKNOWN:
-        return client
-    return MTLS_MUTUAL if server == MTLS_TLS and client == MTLS_MUTUAL else server
-
-
 # --- identity, operation, version (DOMAIN sections 2, 3, 7) -------------------------------
 
 

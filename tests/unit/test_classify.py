@@ -23,7 +23,6 @@ from collector.derive.classify import (
     RESOURCE_KEYS,
     SPAN_KEYS,
     client_side_error,
-    combine_mtls,
     is_database_call,
     is_error,
     is_exit,
@@ -506,23 +505,6 @@ def test_virtual_peer(attributes: Attrs, expected: tuple[str, str]) -> None:
 )
 def test_mtls_state(attributes: Attrs, expected: int) -> None:
     assert mtls_state(attributes) == expected
-
-
-@pytest.mark.parametrize(
-    ("server", "client", "expected"),
-    [
-        (MTLS_UNKNOWN, MTLS_UNKNOWN, MTLS_UNKNOWN),
-        (MTLS_UNKNOWN, MTLS_MUTUAL, MTLS_MUTUAL),
-        (MTLS_UNKNOWN, MTLS_PLAINTEXT, MTLS_PLAINTEXT),
-        (MTLS_MUTUAL, MTLS_UNKNOWN, MTLS_MUTUAL),
-        (MTLS_MUTUAL, MTLS_TLS, MTLS_MUTUAL),
-        (MTLS_PLAINTEXT, MTLS_MUTUAL, MTLS_PLAINTEXT),  # a terminating hop: the server saw plain
-        (MTLS_TLS, MTLS_MUTUAL, MTLS_MUTUAL),  # the client's certificate went out on request
-        (MTLS_TLS, MTLS_PLAINTEXT, MTLS_TLS),
-    ],
-)
-def test_combine_mtls(server: int, client: int, expected: int) -> None:
-    assert combine_mtls(server, client) == expected
 
 
 # --- workload, operation, version ------------------------------------------------------------

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import pytest
+
 from collector.derive.batch import BatchDerivation
+from collector.derive.classify import MTLS_MUTUAL, MTLS_PLAINTEXT, MTLS_TLS, MTLS_UNKNOWN
 from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE
 from collector.derive.span_facts import SpanFacts
 from meshlens.signals.histogram import bucket_of
@@ -65,6 +68,32 @@ def test_halves_in_one_batch_pair_at_once_with_server_errors_and_client_latency(
     (edge,) = [s for k, s in derived.rollups.items() if k[0] == "edge"]
     assert edge.latency.counts == {bucket_of(9_000_000): 1}
     assert edge.mtls == [0, 0, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("server_state", "client_state", "expected"),
+    [
+        (MTLS_UNKNOWN, MTLS_UNKNOWN, MTLS_UNKNOWN),
+        (MTLS_UNKNOWN, MTLS_MUTUAL, MTLS_MUTUAL),  # only the client knows: its state
+        (MTLS_UNKNOWN, MTLS_PLAINTEXT, MTLS_PLAINTEXT),
+        (MTLS_MUTUAL, MTLS_UNKNOWN, MTLS_MUTUAL),
+        (MTLS_MUTUAL, MTLS_TLS, MTLS_MUTUAL),
+        (MTLS_PLAINTEXT, MTLS_MUTUAL, MTLS_PLAINTEXT),  # a terminating hop: the server saw plain
+        (MTLS_TLS, MTLS_MUTUAL, MTLS_TLS),  # the server's state stands, not upgraded
+        (MTLS_TLS, MTLS_PLAINTEXT, MTLS_TLS),
+    ],
+)
+def test_a_pair_counts_the_server_halfs_mtls_state_when_it_knows_one(
+    server_state: int, client_state: int, expected: int
+) -> None:
+    """In-batch pairing; the deriver's SQL pairing follows the same rule (tests/test_derivation.py
+    test_paired_halves_keep_the_server_halfs_mtls_state)."""
+    trace, client_id = os.urandom(16), os.urandom(8)
+    client = _facts("web", 3, trace, client_id, mtls=client_state)
+    server = _facts("api", 2, trace, os.urandom(8), client_id, mtls=server_state)
+    derived = BatchDerivation().add_all([client, server])
+    (edge,) = [s for k, s in derived.rollups.items() if k[0] == "edge"]
+    assert edge.mtls == [int(state == expected) for state in range(4)]
 
 
 def test_unpaired_halves_go_to_postgresql() -> None:

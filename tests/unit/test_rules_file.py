@@ -30,9 +30,9 @@ from alerting.rules import (
     rule_to_mapping,
 )
 from alerting.templates import TemplateError, parse_template, render_template
+from harness.repo import REPO
 from meshlens.durations import DurationError, format_duration, parse_duration
 from meshlens.settings import Settings
-from tests.support import REPO
 
 RULES = REPO / "tests" / "testdata" / "rules"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bench.soak_report import make_rows, meshlens_totals, row_samples
-from bench.soak_sampler import Sample, Scrape, metric_by, metric_total, parse_metrics
 from collector.metrics import IngestMetrics
+from harness.soak.report import make_rows, meshlens_totals, row_samples
+from harness.soak.samples import Sample, Scrape, metric_by, metric_total, parse_metrics
 
 
 def exposition() -> str:

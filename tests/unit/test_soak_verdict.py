@@ -1,4 +1,4 @@
-"""The soak's pass mark (bench/soak_verdict.py): flat memory passes, growing memory fails."""
+"""The soak's pass mark (harness/soak/verdict.py): flat memory passes, growing memory fails."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from bench.soak_options import default_warmup, parse_args
-from bench.soak_verdict import Losses, MemoryVerdict, judge_memory, verdict
+from harness.soak.options import default_warmup, parse_args
+from harness.soak.verdict import Losses, MemoryVerdict, judge_memory, verdict
 
 HOUR = 3600
 WARMUP = default_warmup(HOUR)  # 360 s

@@ -6,9 +6,9 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.options import non_negative, positive
-from bench.soak_verdict import MIN_MEASURED_SAMPLES
-from tests.support import MACHINE_POSTGRES
+from harness.argtypes import non_negative, positive
+from harness.postgres import MACHINE_POSTGRES
+from harness.soak.verdict import MIN_MEASURED_SAMPLES
 
 PAIRING_WINDOW_SECONDS = 300  # meshlens's default: halves wait this long for their other half
 

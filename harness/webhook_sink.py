@@ -24,6 +24,8 @@ from socket import socket
 from types import TracebackType
 from typing import Any
 
+from harness.waiting import wait_until
+
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -70,7 +72,7 @@ class WebhookSink:
         self._default = _reply(default)
         self._requests: list[RecordedRequest] = []
         self._connections = 0
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = _Server((host, 0), _handler_for(self))
         self._server.sink = self
@@ -89,26 +91,28 @@ class WebhookSink:
 
     def push(self, *entries: int | Reply) -> None:
         """Append answers to the script."""
-        with self._changed:
+        with self._lock:
             self._script.extend(_reply(entry) for entry in entries)
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        with self._changed:
+        with self._lock:
             return list(self._requests)
 
     @property
     def connections(self) -> int:
-        with self._changed:
+        with self._lock:
             return self._connections
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """The first `count` requests, waiting up to `timeout` seconds for them."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self._requests) >= count, timeout):
-                got = [f"{r.method} {r.path}" for r in self._requests]
-                raise AssertionError(f"expected {count} requests within {timeout}s, got {got}")
-            return self._requests[:count]
+        wait_until(
+            lambda: len(self.requests) >= count,
+            timeout=timeout,
+            what=lambda: f"{count} requests, got {[f'{r.method} {r.path}' for r in self.requests]}",
+            every=0.01,
+        )
+        return self.requests[:count]
 
     def close(self) -> None:
         self._closing.set()
@@ -128,13 +132,12 @@ class WebhookSink:
         self.close()
 
     def _connected(self) -> None:
-        with self._changed:
+        with self._lock:
             self._connections += 1
 
     def _record(self, request: RecordedRequest) -> Reply:
-        with self._changed:
+        with self._lock:
             self._requests.append(request)
-            self._changed.notify_all()
             return self._script.popleft() if self._script else self._default
 
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import json
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.report import RESULTS_DIR
-from bench.soak_sampler import Sample, Scrape, metric_by, metric_total
-from bench.soak_verdict import (
+from harness.soak.samples import Sample, Scrape, metric_by, metric_total
+from harness.soak.verdict import (
     TOLERANCE_MIB,
     TOLERANCE_SHARE,
     Losses,
@@ -171,14 +167,6 @@ def to_json(report: SoakReport) -> dict[str, Any]:
         }
     document["verdict"] = "PASS" if report.passed else "FAIL"
     return document
-
-
-def write_json(report: SoakReport) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"soak-{stamp}.json"
-    path.write_text(json.dumps(to_json(report), indent=2) + "\n")
-    return path
 
 
 TABLE_HEAD = (
