@@ -10,7 +10,7 @@ rows as its protobuf.
 Runs are reproducible: a fixed number of examples from a derandomized search (about 20 s in
 all). To fuzz longer, with fresh random inputs each run and Hypothesis' example database
 replaying failures, set MESHLENS_FUZZ_EXAMPLES:
-`MESHLENS_FUZZ_EXAMPLES=20000 pytest tests/unit/test_decoder_fuzz.py`.
+`MESHLENS_FUZZ_EXAMPLES=20000 pytest tests/collector/unit/test_decoder_fuzz.py`.
 """
 
 from __future__ import annotations

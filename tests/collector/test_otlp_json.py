@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from tests.support import RunningServer
 
-DATA = Path(__file__).parent / "testdata" / "otlp"
+DATA = Path(__file__).parents[1] / "testdata" / "otlp"
 EXAMPLE_START = 1544712660000000000  # the earliest time in both examples
 EXAMPLE_TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 EXAMPLE_SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")

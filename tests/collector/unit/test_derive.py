@@ -86,8 +86,8 @@ def test_halves_in_one_batch_pair_at_once_with_server_errors_and_client_latency(
 def test_a_pair_counts_the_server_halfs_mtls_state_when_it_knows_one(
     server_state: int, client_state: int, expected: int
 ) -> None:
-    """In-batch pairing; the deriver's SQL pairing follows the same rule (tests/test_derivation.py
-    test_paired_halves_keep_the_server_halfs_mtls_state)."""
+    """In-batch pairing; the deriver's SQL pairing follows the same rule
+    (tests/collector/test_derivation.py test_paired_halves_keep_the_server_halfs_mtls_state)."""
     trace, client_id = os.urandom(16), os.urandom(8)
     client = _facts("web", 3, trace, client_id, mtls=client_state)
     server = _facts("api", 2, trace, os.urandom(8), client_id, mtls=server_state)

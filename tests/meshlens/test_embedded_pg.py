@@ -20,7 +20,7 @@ import sqlalchemy
 from harness.waiting import wait_until
 from meshlens.embedded_pg import EmbeddedPostgres, EmbeddedPostgresError, installs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
 # A meshlens process hosting the server; it prints the server's PID, then waits for stdin to close
 # ("wait"), or exits at once: normally ("exit", atexit stops the server) or without stopping the
