@@ -46,7 +46,10 @@ class WindowModel(BaseModel):
 
 class SignalFields(BaseModel):
     requests: int = Field(description="Requests in the window.")
-    errors: int = Field(description="Failed requests (DOMAIN.md section 4 rules).")
+    errors: int = Field(
+        description="Failed requests: by the server's rules (5xx; gRPC server-fault codes), "
+        "else, with no server half, by the caller's (also 4xx, every non-zero gRPC code)."
+    )
     error_rate: float | None = Field(description="errors / requests; null without requests.")
     rps: float = Field(description="Requests per second: requests / window seconds.")
     latency_ms: LatencyMs

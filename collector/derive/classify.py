@@ -123,7 +123,7 @@ def _flag(value: object) -> bool | None:
     return _BOOLEAN_TEXT.get(value.strip().lower()) if isinstance(value, str) else None
 
 
-# --- errors (DOMAIN section 4) ------------------------------------------------------------
+# --- errors: each side by its own semantic-convention rules ------------------------------
 
 
 def _http_status(attributes: Attributes) -> int | None:
@@ -188,7 +188,7 @@ def is_exit(kind: int) -> bool:
     return kind in EXIT_KINDS
 
 
-# --- virtual peers (DOMAIN section 3) -----------------------------------------------------
+# --- virtual peers: the nodes of calls to uninstrumented peers ---------------------------
 
 
 def _host(value: str) -> str:
@@ -267,7 +267,7 @@ def virtual_peer(attributes: Attributes) -> tuple[str, str]:
     return (name, _peer_type(attributes)) if name else ("unknown", "external")
 
 
-# --- mTLS (DOMAIN section 5) --------------------------------------------------------------
+# --- mTLS: what the TLS attributes of a span say ------------------------------------------
 
 
 def mtls_state(attributes: Attributes) -> int:
@@ -281,7 +281,7 @@ def mtls_state(attributes: Attributes) -> int:
     return MTLS_MUTUAL if presented else MTLS_TLS
 
 
-# --- identity, operation, version (DOMAIN sections 2, 3, 7) -------------------------------
+# --- identity, operation, version -------------------------------------------------------
 
 
 def workload_service(service_name: str, attributes: Attributes, resource: Attributes) -> str:

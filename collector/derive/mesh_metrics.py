@@ -1,4 +1,4 @@
-"""What one Istio or Linkerd metric series says about an edge (DOMAIN.md section 6).
+"""What one Istio or Linkerd metric series says about an edge (edges without traces).
 
 Series are mapped once, from their labels (the point attributes a Collector's Prometheus
 receiver produces) and their resource, to an `EdgeSeries`: the edge source -> target, and, for
@@ -26,7 +26,7 @@ relabelling adds them, else the resource's `k8s.*.name` attributes); the target 
 `dst_deployment` (or other `dst_` workload, or `dst_service`), else an external node named by
 the `authority` host. A series from a service to itself is ignored, as for traces.
 Errors: Istio destination side by the server rules (5xx; gRPC UNKNOWN, DEADLINE_EXCEEDED, ...
-from `grpc_response_status`), source side by the client rules (DOMAIN.md section 4); Linkerd
+from `grpc_response_status`), source side by the client rules (`classify`); Linkerd
 `classification="failure"`. mTLS: Istio `connection_security_policy` at the destination side
 (`mutual_tls` mutual, `none` plaintext, else unknown; source side: unknown); Linkerd `tls="true"`
 mutual, another `tls` value plaintext with `no_tls_reason` as its reason, no `tls` label unknown.
@@ -145,7 +145,7 @@ def _istio(role: str, labels: Labels) -> EdgeSeries | None:
         mtls = _ISTIO_MTLS.get(policy, classify.MTLS_UNKNOWN)
     else:
         error = classify.client_side_error(classify.STATUS_UNSET, status)
-        mtls = classify.MTLS_UNKNOWN  # the source side cannot tell (DOMAIN.md section 5)
+        mtls = classify.MTLS_UNKNOWN  # the source side cannot tell: only a server sees client certs
     return EdgeSeries(role, *source_node, *target_node, error=error, mtls=mtls)
 
 
