@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from collector.derive.proxy_clusters import mesh_service
+
 KIND_INTERNAL, KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 1, 2, 3, 4, 5
 ENTRY_KINDS = frozenset({KIND_SERVER, KIND_CONSUMER})
 """SERVER or CONSUMER: the span measures its own service's traffic."""
@@ -249,13 +251,20 @@ def is_database_call(attributes: Attributes) -> bool:
 
 
 def virtual_peer(attributes: Attributes) -> tuple[str, str]:
-    """(name, type) of the uninstrumented node an unpaired CLIENT/PRODUCER span calls.
+    """(name, type) of the node an unpaired CLIENT/PRODUCER span calls.
 
+    A sidecar's upstream cluster that names a mesh service (`proxy_clusters`) is that service
+    (unless the span calls a database or a broker): the call never reached it (connection
+    failure, timeout, no healthy upstream) but was meant for it. Else the uninstrumented node.
     Name: the declared peer service; the server host (server.address, net.peer.name, Istio's
     outbound upstream_cluster: a database cluster is its server, not the caller's view of it);
     the database namespace; the messaging destination; the URL host; the bare system name.
     Never the caller's connection details (peer IP, port, user, a loopback address).
     """
+    peer_type = _peer_type(attributes)
+    cluster = attributes.get(_ENVOY_CLUSTER)
+    if peer_type == "external" and isinstance(cluster, str) and (service := mesh_service(cluster)):
+        return service, "service"  # the mesh service the request was meant for
     name = (
         _first(attributes, _PEER_SERVICE)
         or _peer_host(attributes)
@@ -264,7 +273,7 @@ def virtual_peer(attributes: Attributes) -> tuple[str, str]:
         or _url_host(_first(attributes, _URL))
         or _first(attributes, (*_DB_SYSTEM, _MSG_SYSTEM))
     )
-    return (name, _peer_type(attributes)) if name else ("unknown", "external")
+    return (name, peer_type) if name else ("unknown", "external")
 
 
 # --- mTLS: what the TLS attributes of a span say ------------------------------------------

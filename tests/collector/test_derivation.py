@@ -113,6 +113,49 @@ def test_unpaired_client_span_becomes_a_virtual_node(
     assert (edge["requests"], edge["errors"]) == (1, 1)  # client rules: 5xx
 
 
+def test_a_sidecar_call_that_never_reached_its_server_counts_on_the_service_edge(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    """Envoy's outbound CLIENT span of a failed connection (response_flags UF, 503 on the
+    client only, no server half) counts as a request and an error on caller -> the service its
+    cluster names, never on a phantom external node. Tags as Envoy's OpenTelemetry tracer
+    writes them (`TracingTagValues`, source/common/tracing/common_values.h: `upstream_cluster`,
+    `response_flags`, `http.status_code` as a string); the cluster as Istio builds it
+    (pilot/pkg/model/service.go `BuildSubsetKey`)."""
+    first, _ = twin_servers
+    name = unique_names()
+    trace_id, span_id = new_ids()
+    cluster = f"outbound|9080||{name('ratings')}.bookinfo.svc.cluster.local"
+    envoy_client = SpanSpec(
+        f"{name('reviews')}.bookinfo",
+        CLIENT,
+        trace_id,
+        span_id,
+        attributes={
+            "component": "proxy",
+            "istio.canonical_service": name("reviews"),
+            "istio.namespace": "bookinfo",
+            "http.method": "GET",
+            "http.url": f"http://{name('ratings')}.bookinfo:9080/ratings/0",
+            "http.status_code": "503",
+            "response_flags": "UF",
+            "upstream_cluster": cluster,
+            "upstream_cluster.name": cluster,
+            "error": "true",
+        },
+    )
+    _send(first, [envoy_client])
+    wait_until(
+        lambda: bool(_edges(first, name("reviews"))),
+        timeout=15,
+        what="an edge from reviews",
+    )
+    edges = _edges(first, name("reviews"))
+    assert set(edges) == {(name("ratings"), "service")}
+    edge = edges[(name("ratings"), "service")]
+    assert (edge["requests"], edge["errors"]) == (1, 1)
+
+
 def test_database_calls_count_at_once_and_roots_come_from_user(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:

@@ -462,7 +462,7 @@ def test_is_database_call(attributes: Attrs, expected: bool) -> None:
         pytest.param(HTTP_CLIENT_402, ("api.stripe.com", "external"), id="server.address"),
         pytest.param(OLD_HTTP_CLIENT, ("maps.example.com", "external"), id="http.url host"),
         pytest.param({"url.full": "http://[2001:db8::1]:8080/x"}, ("2001:db8::1", "external")),
-        pytest.param(ENVOY_OUTBOUND, ("reviews.bookinfo", "external"), id="istio cluster"),
+        pytest.param(ENVOY_OUTBOUND, ("reviews", "service"), id="istio cluster: the service meant"),
         pytest.param(ENVOY_PASSTHROUGH, ("api.github.com", "external"), id="passthrough"),
         pytest.param({"server.address": "localhost"}, ("unknown", "external"), id="localhost"),
         pytest.param({"http.method": "GET"}, ("unknown", "external"), id="nothing names it"),
