@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.derive import classify
-from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE, HalfRow, half, paired_mtls
+from collector.derive.pairing import (
+    CLIENT_SIDE,
+    PROXY_LEG,
+    SERVER_SIDE,
+    HalfRow,
+    half,
+    paired_mtls,
+)
 from collector.derive.span_facts import SpanFacts
 from meshlens.schema import SIGNAL_COLUMNS
 from meshlens.signals.histogram import LatencyHistogram
@@ -102,7 +109,10 @@ class BatchDerivation:
         for fact in entries:
             self._entry(fact, clients)
         for client in clients.values():  # not paired in this batch: PostgreSQL pairs it
-            peer, peer_type = classify.virtual_peer(client.attributes)
+            if client.proxy_leg:  # a proxy's request to its own app: never a node of its own
+                peer, peer_type = "", PROXY_LEG
+            else:
+                peer, peer_type = classify.virtual_peer(client.attributes)
             self.halves.append(
                 half(client, client.trace_id, client.span_id, CLIENT_SIDE, peer, peer_type)
             )
@@ -150,16 +160,17 @@ class BatchDerivation:
         )
 
     def _entry(self, f: SpanFacts, clients: dict[tuple[bytes, bytes], SpanFacts]) -> None:
-        minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
         service, error, mtls = f.service, f.error, f.mtls
-        call = (minute, service, f.operation, f.version)
-        signals = self._calls.get(call)
-        if signals is None:
-            signals = self._calls[call] = RollupSignals()
-        signals.add(f.latency_key, error, mtls)
+        if not f.proxy_leg:  # an app's request to its own proxy is no request into the app
+            minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
+            call = (minute, service, f.operation, f.version)
+            signals = self._calls.get(call)
+            if signals is None:
+                signals = self._calls[call] = RollupSignals()
+            signals.add(f.latency_key, error, mtls)
         callers = [(f.trace_id, f.parent_span_id)] if f.parent_span_id else []
         callers.extend(link for link in f.links if link not in callers)
-        if not callers and f.kind == SPAN_KIND_SERVER:
+        if not callers and f.kind == SPAN_KIND_SERVER and not f.proxy_leg:
             self._edge(f, USER, "client", service, "service")
         for trace_id, span_id in callers:
             client = clients.pop((trace_id, span_id), None)

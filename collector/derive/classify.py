@@ -60,6 +60,7 @@ _WORKLOAD = (
     "linkerd.io/proxy-job", "app.kubernetes.io/name", "app",
 )  # fmt: skip
 _LINKERD_PROXY, _LINKERD_SUFFIX = "linkerd-proxy", "-linkerd-proxy"
+_LINKERD_DIRECTION = "direction"  # linkerd2-proxy: its inbound or outbound stack
 _ISTIO_UNKNOWN_SERVICE, _ISTIO_UNKNOWN_REVISION = "unknown", "latest"  # Istio's literal defaults
 
 SPAN_KEYS: frozenset[str] = frozenset(
@@ -68,7 +69,7 @@ SPAN_KEYS: frozenset[str] = frozenset(
         *_PEER_SERVICE, *_PEER_HOST, _ENVOY_CLUSTER, *_DB_SYSTEM, *_DB_NAMESPACE,
         *_MSG_DESTINATION, _MSG_OLD_DESTINATION, *_MSG_TEMPORARY, _MSG_SYSTEM, *_URL,
         _TLS_ESTABLISHED, *_TLS_CLIENT_CERT, _ISTIO_SERVICE, _ISTIO_NAMESPACE, _ISTIO_REVISION,
-        _HTTP_ROUTE, *_HTTP_METHOD, *_RPC_SYSTEM, _RPC_SERVICE, _RPC_METHOD,
+        _HTTP_ROUTE, *_HTTP_METHOD, *_RPC_SYSTEM, _RPC_SERVICE, _RPC_METHOD, _LINKERD_DIRECTION,
     )
 )  # fmt: skip
 RESOURCE_KEYS: frozenset[str] = frozenset((_SERVICE_VERSION, *_LABEL_VERSION, *_WORKLOAD))
@@ -303,12 +304,34 @@ def workload_service(service_name: str, attributes: Attributes, resource: Attrib
     canonical = _text(attributes.get(_ISTIO_SERVICE))
     if canonical and canonical != _ISTIO_UNKNOWN_SERVICE:
         return canonical
-    if service_name == _LINKERD_PROXY or service_name.endswith(_LINKERD_SUFFIX):
+    if is_linkerd_proxy(service_name):
         return _first(resource, _WORKLOAD) or service_name.removesuffix(_LINKERD_SUFFIX)
     namespace = _text(attributes.get(_ISTIO_NAMESPACE))
     if namespace and service_name.endswith("." + namespace):
         return service_name[: -len(namespace) - 1]
     return service_name
+
+
+def is_linkerd_proxy(service_name: str) -> bool:
+    """Whether `service.name` is a linkerd2-proxy: `linkerd-proxy`, or `<app>-linkerd-proxy`."""
+    return service_name == _LINKERD_PROXY or service_name.endswith(_LINKERD_SUFFIX)
+
+
+def is_proxy_leg(kind: int, service_name: str, attributes: Attributes) -> bool:
+    """Whether the span covers the leg between a Linkerd proxy and its own app.
+
+    linkerd2-proxy traces both of its stacks with a SERVER and a CLIENT span each, labelled
+    `direction` (`linkerd/app/outbound/src/lib.rs` and `linkerd/app/inbound/src/http.rs`
+    `trace_labels`; `http_tracing::server` in each stack's server, `::client` in its endpoint):
+    the outbound stack's SERVER span is the app's request to its own proxy, the inbound stack's
+    CLIENT span the proxy's request to its own app. Neither is a request between services.
+    """
+    direction = attributes.get(_LINKERD_DIRECTION)
+    if direction is None or not is_linkerd_proxy(service_name):
+        return False
+    return (kind == KIND_SERVER and direction == "outbound") or (
+        kind == KIND_CLIENT and direction == "inbound"
+    )
 
 
 def resource_workload(resource: Attributes) -> str:

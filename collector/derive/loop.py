@@ -31,7 +31,7 @@ from collector.derive.batch import ROLLUP_INBOX_COLUMNS, RollupSignals
 from collector.derive.cardinality import DimensionBudget, Kind
 from collector.derive.cardinality_store import KnownDimensions
 from collector.derive.metric_fold import fold_mesh_points, fold_saturation
-from collector.derive.pairing import CLIENT_SIDE, PairingStore
+from collector.derive.pairing import CLIENT_SIDE, PROXY_LEG, PairingStore
 from collector.derive.rollup_fold import RollupFold, signals_from_columns
 from meshlens.signals.histogram import bucket_of
 
@@ -54,6 +54,7 @@ class DeriveStats:
     pairs: int = 0
     expired_client_halves: int = 0
     expired_server_halves: int = 0
+    expired_proxy_legs: int = 0
     inbox_rows: int = 0
     rollup_rows: int = 0
     metric_points: Counter[str] = field(default_factory=Counter)  # by cumulative.Outcome
@@ -112,6 +113,9 @@ class Deriver:
         for gone in await store.expire(self._window):
             if gone.side != CLIENT_SIDE:
                 stats.expired_server_halves += len(gone.durations)
+                continue
+            if gone.peer_type == PROXY_LEG:  # a proxy's request to its own, uninstrumented app
+                stats.expired_proxy_legs += len(gone.durations)
                 continue
             signals = _signals(gone.durations, gone.error, gone.mtls)
             stats.expired_client_halves += signals.requests

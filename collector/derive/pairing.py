@@ -22,6 +22,9 @@ from psycopg import AsyncConnection
 from collector.derive.span_facts import SpanFacts
 
 CLIENT_SIDE, SERVER_SIDE = 1, 2
+PROXY_LEG = "proxy"
+"""The peer type of a proxy's request to its own app (a Linkerd inbound CLIENT span): it pairs
+with the app's SERVER span when there is one, and expires without a node when there is not."""
 
 # edge_halves_inbox row: trace_id, span_id, side, service, start, duration, error, mtls,
 # peer, peer_type

@@ -36,6 +36,7 @@ class SpanFacts(NamedTuple):
     version: str
     is_database: bool
     attributes: Mapping[str, Any]  # the picked span attributes, for a virtual peer later
+    proxy_leg: bool = False  # between a Linkerd proxy and its own app: pairs, never counts
 
 
 class SpanClassifier:
@@ -77,6 +78,7 @@ class SpanClassifier:
             self._version(resource_id, attributes, resource),
             exit_ and classify.is_database_call(attributes),
             attributes,
+            classify.is_proxy_leg(kind, service, attributes),
         )
 
     def _service(

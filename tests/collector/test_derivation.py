@@ -156,6 +156,74 @@ def test_a_sidecar_call_that_never_reached_its_server_counts_on_the_service_edge
     assert (edge["requests"], edge["errors"]) == (1, 1)
 
 
+def _linkerd_span(
+    workload: str, kind: int, direction: str, ids: tuple[bytes, bytes, bytes], host: str
+) -> SpanSpec:
+    """A span as linkerd2-proxy exports it (linkerd/opentelemetry/src/lib.rs `convert_span`:
+    status always Unset, the stack's `direction` label as an attribute; labels of
+    linkerd/trace-context/src/service.rs, every value a string; resource `service.name`
+    `linkerd-proxy` with the pod's labels, linkerd/app/src/env/trace.rs)."""
+    trace_id, span_id, parent = ids
+    return SpanSpec(
+        "linkerd-proxy",
+        kind,
+        trace_id,
+        span_id,
+        parent,
+        name="/api/list",
+        attributes={
+            "direction": direction,
+            "http.request.method": "GET",
+            "url.scheme": "http",
+            "url.path": "/api/list",
+            "url.full": f"http://{host}/api/list",
+            "server.address": host,
+            "server.port": "8080",
+            "network.transport": "tcp",
+            "http.response.status_code": "200",
+        },
+        resource={"linkerd.io/proxy-deployment": workload, "linkerd.io/workload-ns": "emojivoto"},
+    )
+
+
+def test_linkerds_four_spans_per_hop_are_one_request_on_one_edge(
+    twin_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    """web's proxy: outbound SERVER (the app's request to its own proxy) and outbound CLIENT;
+    emoji's proxy: inbound SERVER and inbound CLIENT (to its own app, uninstrumented). One
+    request web -> emoji: web serves none of it, and emoji's own address is no node."""
+    first, second = twin_servers
+    name = unique_names()
+    web, emoji = name("web"), name("emoji")
+    host = f"{emoji}-svc.emojivoto.svc.cluster.local"
+    trace_id = os.urandom(16)
+    app_leg, hop, inbound, to_app = (os.urandom(8) for _ in range(4))
+    web_proxy = [
+        _linkerd_span(web, SERVER, "outbound", (trace_id, app_leg, b""), host),
+        _linkerd_span(web, CLIENT, "outbound", (trace_id, hop, app_leg), host),
+    ]
+    emoji_proxy = [
+        _linkerd_span(emoji, SERVER, "inbound", (trace_id, inbound, hop), host),
+        _linkerd_span(emoji, CLIENT, "inbound", (trace_id, to_app, inbound), host),
+    ]
+    _send(first, web_proxy)
+    _send(second, emoji_proxy)  # another collector: the hop pairs in PostgreSQL
+    wait_until(lambda: bool(_edges(first, web)), timeout=15, what="an edge from web")
+    time.sleep(5)  # past the pairing window: the inbound CLIENT half expires
+    assert _edges(first, web) == {
+        (emoji, "service"): {
+            "requests": 1, "errors": 0, "mutual": 0, "tls": 0, "plaintext": 0, "unknown": 1
+        }
+    }  # fmt: skip
+    assert _edges(first, emoji) == {}  # no phantom node for emoji's own address
+    served = first.query(
+        "SELECT service, sum(requests) FROM service_rollups WHERE resolution = 60"
+        " AND operation = '' AND version = '' AND service IN (%s, %s) GROUP BY 1",
+        (web, emoji),
+    )
+    assert dict(served) == {emoji: 1}  # web served nothing: its proxy's SERVER span is its app's
+
+
 def test_database_calls_count_at_once_and_roots_come_from_user(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:

@@ -26,6 +26,7 @@ from collector.derive.classify import (
     is_database_call,
     is_error,
     is_exit,
+    is_proxy_leg,
     mtls_state,
     operation,
     server_side_error,
@@ -613,7 +614,7 @@ def test_semantic_convention_keys_are_pinned() -> None:
         "tls.client.hash.sha256", "tls.client.hash.sha1", "tls.client.hash.md5",
         "tls.client.certificate", "tls.client.certificate_chain", "istio.canonical_service",
         "istio.namespace", "istio.canonical_revision", "http.route", "http.request.method",
-        "http.method", "rpc.system.name", "rpc.system", "rpc.service", "rpc.method",
+        "http.method", "rpc.system.name", "rpc.system", "rpc.service", "rpc.method", "direction",
     } == SPAN_KEYS  # fmt: skip
     assert {
         "service.version", "app.kubernetes.io/version", "version", "k8s.deployment.name",
@@ -712,3 +713,24 @@ def test_rules_ask_only_for_declared_keys(
     _everything(service, kind, status, span, res)
     assert span.asked <= SPAN_KEYS
     assert res.asked <= RESOURCE_KEYS
+
+
+@pytest.mark.parametrize(
+    ("kind", "service", "direction", "expected"),
+    [
+        pytest.param(SERVER, "linkerd-proxy", "outbound", True, id="app -> own proxy"),
+        pytest.param(CLIENT, "linkerd-proxy", "inbound", True, id="proxy -> own app"),
+        pytest.param(CLIENT, "web-linkerd-proxy", "inbound", True, id="newer service.name"),
+        pytest.param(CLIENT, "linkerd-proxy", "outbound", False, id="the hop out"),
+        pytest.param(SERVER, "linkerd-proxy", "inbound", False, id="the hop in"),
+        pytest.param(SERVER, "checkout", "outbound", False, id="an SDK's own attribute"),
+        pytest.param(SERVER, "linkerd-proxy", None, False, id="no direction"),
+    ],
+)
+def test_proxy_legs_of_linkerd(
+    kind: int, service: str, direction: str | None, expected: bool
+) -> None:
+    """linkerd2-proxy labels each stack's spans `direction` (linkerd/app/outbound/src/lib.rs,
+    linkerd/app/inbound/src/http.rs `trace_labels`)."""
+    attributes = {} if direction is None else {"direction": direction}
+    assert is_proxy_leg(kind, service, attributes) is expected
