@@ -156,6 +156,12 @@ def test_a_sidecar_call_that_never_reached_its_server_counts_on_the_service_edge
     assert (edge["requests"], edge["errors"]) == (1, 1)
 
 
+_WAITING_HALVES = (
+    "SELECT (SELECT count(*) FROM edge_halves WHERE trace_id = %s)"
+    " + (SELECT count(*) FROM edge_halves_inbox WHERE trace_id = %s)"
+)
+
+
 def _linkerd_span(
     workload: str, kind: int, direction: str, ids: tuple[bytes, bytes, bytes], host: str
 ) -> SpanSpec:
@@ -209,7 +215,11 @@ def test_linkerds_four_spans_per_hop_are_one_request_on_one_edge(
     _send(first, web_proxy)
     _send(second, emoji_proxy)  # another collector: the hop pairs in PostgreSQL
     wait_until(lambda: bool(_edges(first, web)), timeout=15, what="an edge from web")
-    time.sleep(5)  # past the pairing window: the inbound CLIENT half expires
+    wait_until(  # past the pairing window: the inbound CLIENT half expires
+        lambda: first.query(_WAITING_HALVES, (trace_id, trace_id)) == [(0,)],
+        timeout=15,
+        what="the proxy's half to its own app to expire",
+    )
     assert _edges(first, web) == {
         (emoji, "service"): {
             "requests": 1, "errors": 0, "mutual": 0, "tls": 0, "plaintext": 0, "unknown": 1
