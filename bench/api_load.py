@@ -139,7 +139,7 @@ class LoadStats:
 
     def add_pass(self, stats: DeriveStats) -> None:
         self.derive_passes += 1
-        for name in ("pairs", "expired_client_halves", "inbox_rows", "rollup_rows"):
+        for name in ("pairs", "unpaired_counted", "inbox_rows", "rollup_rows"):
             self.derive[name] = self.derive.get(name, 0) + getattr(stats, name)
 
 

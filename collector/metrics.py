@@ -66,8 +66,10 @@ class IngestMetrics:
         )
         self.derived_requests = Counter(
             "meshlens_derive_requests",
-            "Requests the deriver put on edges, by how: paired halves, or a client half that "
-            "expired unpaired (a call to a virtual node).",
+            "Requests the deriver put on edges or moved, by how: paired (a client and a server "
+            "half), virtual (a client half that waited alone: a call to a virtual node), moved "
+            "(counted as virtual, then its server half came), hop (an app's client span and its "
+            "sidecar's, one call), nest (a sidecar's entry span and its app's, one request).",
             ["how"],
             registry=registry,
         )
@@ -111,7 +113,10 @@ class IngestMetrics:
             return
         self.derive_seconds.observe(seconds)
         self.derived_requests.labels("paired").inc(stats.pairs)
-        self.derived_requests.labels("virtual").inc(stats.expired_client_halves)
+        self.derived_requests.labels("virtual").inc(stats.unpaired_counted)
+        self.derived_requests.labels("moved").inc(stats.moved)
+        self.derived_requests.labels("hop").inc(stats.hops)
+        self.derived_requests.labels("nest").inc(stats.nests)
         self.unpaired_server_halves.inc(stats.expired_server_halves)
         for outcome, count in stats.metric_points.items():
             self.metric_points.labels(outcome).inc(count)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    false,
     func,
     text,
 )
@@ -144,8 +145,13 @@ Index(
 def _half_columns() -> list[Column[object]]:
     return [
         Column("trace_id", LargeBinary, nullable=False),
-        Column("span_id", LargeBinary, nullable=False, comment="the CLIENT/PRODUCER span id"),
-        Column("side", SmallInteger, nullable=False, comment="1 client, 2 server"),
+        Column("span_id", LargeBinary, nullable=False, comment="the span id the half waits on"),
+        Column(
+            "side",
+            SmallInteger,
+            nullable=False,
+            comment="1 client, 2 server, 3 proxy entry, 4 proxy client (collector.derive.pairing)",
+        ),
         Column("service", Text, nullable=False),
         Column("start_unix_nano", BigInteger, nullable=False),
         Column("duration_ns", BigInteger, nullable=False),
@@ -153,6 +159,16 @@ def _half_columns() -> list[Column[object]]:
         Column("mtls", SmallInteger, nullable=False, comment="0 unknown 1 plain 2 tls 3 mutual"),
         Column("peer", Text, nullable=False, comment="client halves: node if never paired"),
         Column("peer_type", Text, nullable=False),
+        Column("operation", Text, nullable=False, server_default="", comment="entry halves"),
+        Column("version", Text, nullable=False, server_default="", comment="entry halves"),
+        Column("via_span_id", LargeBinary, comment="a proxy's span: its parent, or its own id"),
+        Column(
+            "counted",
+            Boolean,
+            nullable=False,
+            server_default=false(),
+            comment="already counted on the edge to `peer`: a late other half moves it",
+        ),
     ]
 
 
@@ -191,6 +207,11 @@ edge_halves = Table(
     PrimaryKeyConstraint("trace_id", "span_id", "side"),
 )
 Index("edge_halves_arrived", edge_halves.c.arrived_at)
+Index(
+    "edge_halves_uncounted",
+    edge_halves.c.arrived_at,
+    postgresql_where=text("side = 1 AND NOT counted AND peer_type <> 'proxy'"),
+)
 
 rollup_inbox = Table(
     "rollup_inbox",

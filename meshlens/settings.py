@@ -123,8 +123,18 @@ class Settings(BaseSettings):
         300,
         gt=0,
         description=(
-            "How long a client span waits for its server half before it counts as a call to "
-            "an uninstrumented (virtual) node."
+            "How long a half of a request waits for the other: a server half arriving within "
+            "it moves a call already counted on a virtual node to the edge of its server."
+        ),
+    )
+    unpaired_count_after_seconds: float = Field(
+        10,
+        gt=0,
+        description=(
+            "How long a client span waits for its server half before it counts on the edge to "
+            "its virtual node (a database, a broker, an external API, the mesh service a "
+            "failed call was meant for). Longer: fewer calls counted there and moved later; "
+            "shorter: such calls show sooner."
         ),
     )
     derive_interval_seconds: float = Field(

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from collector.derive.batch import ROLLUP_INBOX_COLUMNS, BatchDerivation
+from collector.derive.halves import HALF_COLUMNS
 from collector.derive.mesh_metrics import EdgeSeries
-from collector.derive.pairing import HALF_COLUMNS
 from collector.derive.span_facts import SpanFacts
 from collector.rows import PointRow, PreparedSpans, SeriesRow
 

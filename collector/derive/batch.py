@@ -7,9 +7,11 @@ After a batch is written, the facts (`span_facts.SpanFacts`) of the spans actual
 - edges known at once: a root SERVER span is a request from the virtual client `user`, a
   CLIENT span that names a database is a request to that database node, and a client and
   server half that arrive in the same batch are paired here already (`pairing`);
-- halves for pairing in PostgreSQL (`pairing`): the remaining CLIENT/PRODUCER spans, and
+- halves for pairing in PostgreSQL (`halves`, `pairing`): the remaining CLIENT/PRODUCER spans,
   SERVER/CONSUMER spans with a parent (or with links, for asynchronous messaging) whose client
-  half was not in the batch.
+  half was not in the batch, and for a proxy's spans the halves that make a sidecar and its app
+  one hop (a sidecar's entry span under its own id, an Envoy client span under its parent's).
+An old Istio gateway's single root CLIENT span is also its own request, from `user`.
 This runs on the ingest path, so it is written for speed: facts are tuples, and a client span's
 virtual peer is only worked out if it stays unpaired.
 """
@@ -21,15 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.derive import classify
-from collector.derive.pairing import (
+from collector.derive.halves import (
     CLIENT_SIDE,
+    PROXY_CLIENT_SIDE,
+    PROXY_ENTRY_SIDE,
     PROXY_LEG,
     SERVER_SIDE,
     HalfRow,
     half,
     paired_mtls,
 )
-from collector.derive.span_facts import SpanFacts
+from collector.derive.span_facts import ENVOY, SpanFacts
 from meshlens.schema import SIGNAL_COLUMNS
 from meshlens.signals.histogram import LatencyHistogram
 from meshlens.timeunits import MINUTE, NANOS_PER_MINUTE
@@ -68,6 +72,16 @@ class RollupSignals:
         self.latency.add_key(latency_key)
         self.mtls[mtls] += 1
 
+    def take_back(self, latency_key: int, error: bool, mtls: int) -> None:
+        """Take back one request counted before (it moved to another row): counts may go
+        below zero here, and are whole again once merged with the row that counted it."""
+        self.requests -= 1
+        if error:
+            self.errors -= 1
+        counts = self.latency.counts
+        counts[latency_key] = counts.get(latency_key, 0) - 1
+        self.mtls[mtls] -= 1
+
     def merge(self, other: RollupSignals) -> None:
         """Add `other` into this one."""
         self.requests += other.requests
@@ -79,8 +93,12 @@ class RollupSignals:
     def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int]:
         """The signal columns of the rollup tables, in their order (`SIGNAL_COLUMNS`)."""
         keys, counts = self.latency.to_arrays()
-        unknown, plaintext, tls, mutual = self.mtls
-        return (self.requests, self.errors, keys, counts, mutual, tls, plaintext, unknown)
+        if any(count <= 0 for count in counts):  # a take-back whose count was never stored
+            kept = [(key, count) for key, count in zip(keys, counts, strict=True) if count > 0]
+            keys, counts = [key for key, _ in kept], [count for _, count in kept]
+        unknown, plaintext, tls, mutual = (max(count, 0) for count in self.mtls)
+        requests, errors = max(self.requests, 0), max(self.errors, 0)
+        return (requests, errors, keys, counts, mutual, tls, plaintext, unknown)
 
 
 # rollup_inbox key: kind, minute (unix s), a, b, c, d, source_kind
@@ -106,16 +124,38 @@ class BatchDerivation:
                 self._edge(fact, fact.service, "service", *classify.virtual_peer(fact.attributes))
             else:
                 clients[(fact.trace_id, fact.span_id)] = fact
+                if fact.gateway and not fact.parent_span_id:  # an old gateway's only span
+                    self._count(fact)
+                    self._edge(fact, USER, "client", fact.service, "service")
+        paired: list[tuple[SpanFacts, str]] = []
         for fact in entries:
-            self._entry(fact, clients)
+            self._entry(fact, clients, paired)
         for client in clients.values():  # not paired in this batch: PostgreSQL pairs it
             if client.proxy_leg:  # a proxy's request to its own app: never a node of its own
                 peer, peer_type = "", PROXY_LEG
             else:
                 peer, peer_type = classify.virtual_peer(client.attributes)
+            via = client.parent_span_id if client.proxy_leg or client.proxy == ENVOY else b""
+            trace_id, span_id = client.trace_id, client.span_id
             self.halves.append(
-                half(client, client.trace_id, client.span_id, CLIENT_SIDE, peer, peer_type)
+                half(client, trace_id, span_id, CLIENT_SIDE, peer, peer_type, via or None)
             )
+            if via and not client.proxy_leg:
+                self.halves.append(half(client, trace_id, via, PROXY_CLIENT_SIDE, via=span_id))
+        for client, target in paired:  # where a sidecar's call counted, for its app's span
+            if client.proxy == ENVOY and client.parent_span_id:
+                self.halves.append(
+                    half(
+                        client,
+                        client.trace_id,
+                        client.parent_span_id,
+                        PROXY_CLIENT_SIDE,
+                        target,
+                        "service",
+                        client.span_id,
+                        counted=True,
+                    )
+                )
         self._spread_service_signals()
         return self
 
@@ -159,15 +199,26 @@ class BatchDerivation:
             f.latency_key, f.error if error is None else error, f.mtls if mtls is None else mtls
         )
 
-    def _entry(self, f: SpanFacts, clients: dict[tuple[bytes, bytes], SpanFacts]) -> None:
-        service, error, mtls = f.service, f.error, f.mtls
+    def _count(self, f: SpanFacts) -> None:
+        """Count `f` as a request into its service (`_spread_service_signals` spreads it)."""
+        minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
+        call = (minute, f.service, f.operation, f.version)
+        signals = self._calls.get(call)
+        if signals is None:
+            signals = self._calls[call] = RollupSignals()
+        signals.add(f.latency_key, f.error, f.mtls)
+
+    def _entry(
+        self,
+        f: SpanFacts,
+        clients: dict[tuple[bytes, bytes], SpanFacts],
+        paired: list[tuple[SpanFacts, str]],
+    ) -> None:
+        service = f.service
         if not f.proxy_leg:  # an app's request to its own proxy is no request into the app
-            minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
-            call = (minute, service, f.operation, f.version)
-            signals = self._calls.get(call)
-            if signals is None:
-                signals = self._calls[call] = RollupSignals()
-            signals.add(f.latency_key, error, mtls)
+            self._count(f)
+            if f.proxy and not f.gateway:  # its app's own span of this request may follow
+                self.halves.append(half(f, f.trace_id, f.span_id, PROXY_ENTRY_SIDE))
         callers = [(f.trace_id, f.parent_span_id)] if f.parent_span_id else []
         callers.extend(link for link in f.links if link not in callers)
         if not callers and f.kind == SPAN_KIND_SERVER and not f.proxy_leg:
@@ -175,7 +226,10 @@ class BatchDerivation:
         for trace_id, span_id in callers:
             client = clients.pop((trace_id, span_id), None)
             if client is None:
-                self.halves.append(half(f, trace_id, span_id, SERVER_SIDE, "", ""))
+                self.halves.append(half(f, trace_id, span_id, SERVER_SIDE))
             elif client.service != service:  # a request on the edge client -> server
-                state = paired_mtls(mtls, client.mtls)
-                self._edge(client, client.service, "service", service, "service", error, state)
+                state = paired_mtls(f.mtls, client.mtls)
+                self._edge(client, client.service, "service", service, "service", f.error, state)
+                paired.append((client, service))
+            elif client.proxy_leg and client.parent_span_id:  # the app's span of the request
+                self.halves.append(half(f, trace_id, client.parent_span_id, SERVER_SIDE))

@@ -62,6 +62,12 @@ _WORKLOAD = (
 _LINKERD_PROXY, _LINKERD_SUFFIX = "linkerd-proxy", "-linkerd-proxy"
 _LINKERD_DIRECTION = "direction"  # linkerd2-proxy: its inbound or outbound stack
 _ISTIO_UNKNOWN_SERVICE, _ISTIO_UNKNOWN_REVISION = "unknown", "latest"  # Istio's literal defaults
+# Envoy's tracing tags (source/common/tracing/common_values.h TracingTagValues): every span an
+# Envoy writes carries `component=proxy` and, on requests routed to a cluster, `upstream_cluster`;
+# `node_id` is the proxy's node id, `<type>~<ip>~<pod>.<ns>~<ns>.svc.<domain>` in Istio, whose
+# type is `sidecar` or `router` (a gateway; istio/istio pilot/pkg/model/context.go NodeType).
+_ENVOY_COMPONENT, _ENVOY_PROXY, _ENVOY_NODE_ID = "component", "proxy", "node_id"
+_ISTIO_ROUTER_NODE = "router~"
 
 SPAN_KEYS: frozenset[str] = frozenset(
     (
@@ -70,6 +76,7 @@ SPAN_KEYS: frozenset[str] = frozenset(
         *_MSG_DESTINATION, _MSG_OLD_DESTINATION, *_MSG_TEMPORARY, _MSG_SYSTEM, *_URL,
         _TLS_ESTABLISHED, *_TLS_CLIENT_CERT, _ISTIO_SERVICE, _ISTIO_NAMESPACE, _ISTIO_REVISION,
         _HTTP_ROUTE, *_HTTP_METHOD, *_RPC_SYSTEM, _RPC_SERVICE, _RPC_METHOD, _LINKERD_DIRECTION,
+        _ENVOY_COMPONENT, _ENVOY_NODE_ID,
     )
 )  # fmt: skip
 RESOURCE_KEYS: frozenset[str] = frozenset((_SERVICE_VERSION, *_LABEL_VERSION, *_WORKLOAD))
@@ -332,6 +339,17 @@ def is_proxy_leg(kind: int, service_name: str, attributes: Attributes) -> bool:
     return (kind == KIND_SERVER and direction == "outbound") or (
         kind == KIND_CLIENT and direction == "inbound"
     )
+
+
+def is_envoy(attributes: Attributes) -> bool:
+    """Whether an Envoy wrote the span (`component=proxy`, or an `upstream_cluster` tag)."""
+    return attributes.get(_ENVOY_COMPONENT) == _ENVOY_PROXY or _ENVOY_CLUSTER in attributes
+
+
+def is_gateway(attributes: Attributes) -> bool:
+    """Whether the span is an Istio gateway's: its Envoy's `node_id` is of type `router`."""
+    node = attributes.get(_ENVOY_NODE_ID)
+    return isinstance(node, str) and node.startswith(_ISTIO_ROUTER_NODE)
 
 
 def resource_workload(resource: Attributes) -> str:

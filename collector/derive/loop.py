@@ -30,9 +30,12 @@ from psycopg import AsyncConnection
 from collector.derive.batch import ROLLUP_INBOX_COLUMNS, RollupSignals
 from collector.derive.cardinality import DimensionBudget, Kind
 from collector.derive.cardinality_store import KnownDimensions
+from collector.derive.classify import MTLS_UNKNOWN
+from collector.derive.halves import CLIENT_SIDE, PROXY_LEG, SERVER_SIDE, paired_mtls
 from collector.derive.metric_fold import fold_mesh_points, fold_saturation
-from collector.derive.pairing import CLIENT_SIDE, PROXY_LEG, PairingStore
+from collector.derive.pairing import EdgeRequests, Hop, Nest, PairingStore
 from collector.derive.rollup_fold import RollupFold, signals_from_columns
+from collector.derive.span_facts import UNKNOWN_VERSION
 from meshlens.signals.histogram import bucket_of
 
 if TYPE_CHECKING:
@@ -52,7 +55,10 @@ class DeriveStats:
 
     ran: bool = False
     pairs: int = 0
-    expired_client_halves: int = 0
+    moved: int = 0  # counted on a virtual node, then moved by a late server half
+    hops: int = 0  # an app's client span and its sidecar's: one call
+    nests: int = 0  # a sidecar's entry span and its app's: one request
+    unpaired_counted: int = 0  # calls without a server half, counted on their virtual node
     expired_server_halves: int = 0
     expired_proxy_legs: int = 0
     inbox_rows: int = 0
@@ -66,9 +72,13 @@ class Deriver:
     """Runs derivation passes on one connection; `run_once` is one transaction."""
 
     def __init__(
-        self, pairing_window_seconds: float, budget: DimensionBudget | None = None
+        self,
+        pairing_window_seconds: float,
+        budget: DimensionBudget | None = None,
+        count_after_seconds: float = 10.0,
     ) -> None:
         self._window = pairing_window_seconds
+        self._count_after = count_after_seconds
         self._known = KnownDimensions(budget) if budget is not None else None
 
     async def run_once(self, conn: AsyncConnection) -> DeriveStats:
@@ -105,22 +115,30 @@ class Deriver:
         return stats
 
     async def _pair(self, store: PairingStore, fold: RollupFold, stats: DeriveStats) -> None:
-        for pair in await store.pair():
-            signals = _signals(pair.durations, pair.error, pair.mtls)
-            stats.pairs += signals.requests
-            key = (pair.source, "service", pair.target, "service")
-            fold.add("edge", pair.minute_unix, key, signals, "traces")
-        for gone in await store.expire(self._window):
-            if gone.side != CLIENT_SIDE:
+        found = await store.run(self._count_after, self._window)
+        for pair in found.paired:
+            stats.pairs += _add_edge(fold, pair)
+        for early in found.moved:  # counted on a virtual node, then its server half came
+            stats.moved += _add_edge(fold, early, sign=-1)
+        for hop in found.hops:
+            _fold_hop(fold, hop)
+        stats.hops += len(found.hops)
+        for nest in found.nests:
+            _fold_nest(fold, nest)
+        stats.nests += len(found.nests)
+        for alone in found.counted:
+            stats.unpaired_counted += _add_edge(fold, alone)
+        for gone in found.expired:
+            if gone.side == SERVER_SIDE:
                 stats.expired_server_halves += len(gone.durations)
-                continue
-            if gone.peer_type == PROXY_LEG:  # a proxy's request to its own, uninstrumented app
+            elif gone.side != CLIENT_SIDE or gone.counted:
+                continue  # a proxy's own half, or a call counted already
+            elif gone.peer_type == PROXY_LEG:  # a proxy's request to its own, uninstrumented app
                 stats.expired_proxy_legs += len(gone.durations)
-                continue
-            signals = _signals(gone.durations, gone.error, gone.mtls)
-            stats.expired_client_halves += signals.requests
-            key = (gone.service, "service", gone.peer, gone.peer_type)
-            fold.add("edge", gone.minute_unix, key, signals, "traces")
+            else:  # the window is shorter than the wait before counting: count it now
+                edge = EdgeRequests(gone.minute_unix, gone.service, gone.peer, gone.peer_type,
+                                    gone.error, gone.mtls, gone.durations)  # fmt: skip
+                stats.unpaired_counted += _add_edge(fold, edge)
 
     async def _take_inbox(
         self, conn: AsyncConnection, fold: RollupFold, stats: DeriveStats
@@ -132,11 +150,80 @@ class Deriver:
             stats.inbox_rows += 1
 
 
-def _signals(durations: Iterable[int], error: bool, mtls: int) -> RollupSignals:
+def _signals(durations: Iterable[int], error: bool, mtls: int, sign: int = 1) -> RollupSignals:
     signals = RollupSignals()
     for duration in durations:
-        signals.add(bucket_of(duration), error, mtls)
+        if sign > 0:
+            signals.add(bucket_of(duration), error, mtls)
+        else:
+            signals.take_back(bucket_of(duration), error, mtls)
     return signals
+
+
+def _add_edge(fold: RollupFold, edge: EdgeRequests, sign: int = 1) -> int:
+    """Add (or take back) the requests of `edge`; returns how many."""
+    signals = _signals(edge.durations, edge.error, edge.mtls, sign)
+    key = (edge.source, "service", edge.target, edge.target_type)
+    fold.add("edge", edge.minute_unix, key, signals, "traces")
+    return len(edge.durations)
+
+
+def _fold_hop(fold: RollupFold, hop: Hop) -> None:
+    """An app's client span met its sidecar's span of the same call."""
+    if hop.counted:  # the app's span waited alone and counted on its virtual node: take back
+        early = EdgeRequests(hop.minute_unix, hop.service, hop.peer, hop.peer_type, hop.error,
+                             hop.mtls, [hop.duration_ns])  # fmt: skip
+        _add_edge(fold, early, sign=-1)
+    if hop.proxy_service != hop.service:  # a gateway's one CLIENT span: a request into it
+        state = paired_mtls(hop.proxy_mtls, hop.mtls)
+        key = (hop.service, "service", hop.proxy_service, "service")
+        fold.add("edge", hop.minute_unix, key,
+                 _signals([hop.duration_ns], hop.proxy_error, state), "traces")  # fmt: skip
+        signals = _signals([hop.proxy_duration_ns], hop.proxy_error, hop.proxy_mtls)
+        _fold_service(fold, hop.proxy_minute_unix, hop.proxy_service, hop.proxy_operation,
+                      hop.proxy_version, signals)  # fmt: skip
+    elif hop.proxy_counted:  # the sidecar's call counted with its own duration: the app's now
+        signals = RollupSignals()
+        counts = signals.latency.counts
+        counts[bucket_of(hop.proxy_duration_ns)] = -1
+        counts[bucket_of(hop.duration_ns)] = counts.get(bucket_of(hop.duration_ns), 0) + 1
+        key = (hop.service, "service", hop.proxy_peer, hop.proxy_peer_type)
+        fold.add("edge", hop.proxy_minute_unix, key, signals, "traces")
+
+
+def _fold_nest(fold: RollupFold, nest: Nest) -> None:
+    """A sidecar's entry span and its app's are one request: the app's counts it (its
+    operation is the route, its latency the app's work); the sidecar's is taken back. What
+    only the sidecar knew (the version Istio labels, the mTLS state) moves to the app's."""
+    outer = _signals([nest.duration_ns], nest.error, nest.mtls, sign=-1)
+    _fold_service(fold, nest.minute_unix, nest.service, nest.operation, nest.version, outer)
+    version, mtls = nest.inner_version, nest.inner_mtls
+    if version == UNKNOWN_VERSION and nest.version != UNKNOWN_VERSION:
+        version = nest.version
+    if mtls == MTLS_UNKNOWN:
+        mtls = nest.mtls
+    if (version, mtls) == (nest.inner_version, nest.inner_mtls):
+        return
+    minute, service, operation = nest.inner_minute_unix, nest.service, nest.inner_operation
+    duration, error = [nest.inner_duration_ns], nest.inner_error
+    taken = _signals(duration, error, nest.inner_mtls, sign=-1)
+    _fold_service(fold, minute, service, operation, nest.inner_version, taken)
+    _fold_service(fold, minute, service, operation, version, _signals(duration, error, mtls))
+
+
+def _fold_service(
+    fold: RollupFold,
+    minute: int,
+    service: str,
+    operation: str,
+    version: str,
+    signals: RollupSignals,
+) -> None:
+    """Signals of requests into `service`, for the service, its operation and its version."""
+    fold.add("service", minute, (service, "", "", ""), signals, "traces")
+    for op, ver in ((operation, ""), ("", version)):
+        if op or ver:  # ingest always names both; a half without them counts in the total only
+            fold.add("service", minute, (service, op, ver, ""), signals, "traces")
 
 
 async def derive_loop(
@@ -151,7 +238,11 @@ async def derive_loop(
     Whatever a pass raises is logged and counted, and the pass retried: derivation never stops
     silently (what a failed pass took is rolled back with its transaction).
     """
-    deriver = deriver or Deriver(settings.pairing_window_seconds, budget.dimensions)
+    deriver = deriver or Deriver(
+        settings.pairing_window_seconds,
+        budget.dimensions,
+        settings.unpaired_count_after_seconds,
+    )
     interval_seconds = settings.derive_interval_seconds
     while True:
         try:

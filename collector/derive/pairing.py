@@ -1,134 +1,89 @@
 """Pairing: a request on an edge is a client half and a server half with the same span id.
 
-The vocabulary is that of Tempo's service-graph store: a half is *upserted* until its other
-half arrives; the two are then *paired* (one request client -> server); a half that waits
-longer than the pairing window *expires*. Everything about pairing lives here:
-- at ingest, `half` makes the row of a half that its batch could not pair (`BatchDerivation`
-  pairs the halves that arrive together), and `paired_mtls` is the rule for a pair's mTLS state;
-- in the deriver's transaction, `PairingStore.pair` upserts the halves ingest queued
-  (`edge_halves_inbox`) into the waiting ones (`edge_halves`) and pairs them, in either order
-  and across collector processes, each pair counted once; `PairingStore.expire` ends the halves
-  that waited too long: a client half becomes a request to its virtual node (database,
-  messaging, external), a server half is dropped (its service signals were counted at ingest).
+The vocabulary is that of Tempo's service-graph store: a half (`halves`) is *upserted* until its
+other half arrives; the two are then *paired* (one request client -> server); a half that
+waits longer than the pairing window *expires*. Around that, the shapes real proxies give:
+- a sidecar in front of an instrumented app makes every request two entry spans and every
+  call two client spans of the same service: the pass makes each pair of them one hop
+  (*nests* for the entry spans, *hops* for the client spans), counted once;
+- a call without a server half (a database, a broker, an API outside the mesh, a call that
+  failed before reaching its server) counts on the edge to its virtual node once it has waited
+  `unpaired_count_after_seconds`, not only when the window ends; a server half that arrives
+  later, even minutes later and written by another process, *moves* it to the right edge.
+At ingest, `BatchDerivation` pairs the halves that arrive together and queues the others; in
+the deriver's transaction `PairingStore.run` matches them with each other and with those still
+waiting (`pairing_sql`), across collector processes and restarts, each match counted once.
+What a pass found is a `PairingPass`: what to add to the rollups, and what to take back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from psycopg import AsyncConnection
 
-from collector.derive.span_facts import SpanFacts
-
-CLIENT_SIDE, SERVER_SIDE = 1, 2
-PROXY_LEG = "proxy"
-"""The peer type of a proxy's request to its own app (a Linkerd inbound CLIENT span): it pairs
-with the app's SERVER span when there is one, and expires without a node when there is not."""
-
-# edge_halves_inbox row: trace_id, span_id, side, service, start, duration, error, mtls,
-# peer, peer_type
-HalfRow = tuple[bytes, bytes, int, str, int, int, bool, int, str, str]
-HALF_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "side",
-    "service",
-    "start_unix_nano",
-    "duration_ns",
-    "error",
-    "mtls",
-    "peer",
-    "peer_type",
-)
-
-_HALF = ", ".join(HALF_COLUMNS)
-_PAIR = """
-    SELECT c.trace_id, c.span_id, c.service AS source, s.service AS target, c.start_unix_nano,
-           c.duration_ns, s.error, CASE WHEN s.mtls <> 0 THEN s.mtls ELSE c.mtls END AS mtls
-"""
-"""A pair: the client's start and duration (what the caller experienced), the server's error,
-and the mTLS state by `paired_mtls` (the server's when it knows, else the client's)."""
-_SETUP = (
-    "CREATE TEMP TABLE IF NOT EXISTS derive_new (LIKE edge_halves_inbox) ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS derive_pairs (trace_id bytea, span_id bytea, source text,"
-    " target text, start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint)"
-    " ON COMMIT DELETE ROWS",
-)
-_UPSERT_AND_PAIR = (
-    "WITH moved AS (DELETE FROM edge_halves_inbox RETURNING *) INSERT INTO derive_new"
-    " SELECT * FROM moved",
-    "ANALYZE derive_new",
-    f"""INSERT INTO derive_pairs SELECT DISTINCT ON (trace_id, span_id) * FROM (
-        {_PAIR} FROM derive_new c JOIN derive_new s
-            ON s.trace_id = c.trace_id AND s.span_id = c.span_id AND s.side = 2 WHERE c.side = 1
-        UNION ALL
-        {_PAIR} FROM derive_new c JOIN edge_halves s
-            ON s.trace_id = c.trace_id AND s.span_id = c.span_id AND s.side = 2 WHERE c.side = 1
-        UNION ALL
-        {_PAIR} FROM edge_halves c JOIN derive_new s
-            ON c.trace_id = s.trace_id AND c.span_id = s.span_id AND c.side = 1 WHERE s.side = 2
-    ) AS pairs""",
-    "DELETE FROM edge_halves h USING derive_pairs p"
-    " WHERE h.trace_id = p.trace_id AND h.span_id = p.span_id",
-    f"INSERT INTO edge_halves ({_HALF}) SELECT {_HALF} FROM derive_new n WHERE NOT EXISTS"
-    " (SELECT 1 FROM derive_pairs p WHERE p.trace_id = n.trace_id AND p.span_id = n.span_id)"
-    " ON CONFLICT DO NOTHING",
-)
-_PAIRED_EDGES = """
-    SELECT start_unix_nano / 60000000000 * 60, source, target, error, mtls, array_agg(duration_ns)
-    FROM derive_pairs WHERE source <> target GROUP BY 1, 2, 3, 4, 5
-"""
-_EXPIRED = """
-    WITH gone AS (
-        DELETE FROM edge_halves WHERE arrived_at < now() - make_interval(secs => %s)
-        RETURNING side, start_unix_nano, service, peer, peer_type, error, mtls, duration_ns
-    )
-    SELECT side, start_unix_nano / 60000000000 * 60, service, peer, peer_type, error, mtls,
-           array_agg(duration_ns)
-    FROM gone GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""
+from collector.derive import pairing_sql as sql
 
 
-def paired_mtls(server: int, client: int) -> int:
-    """The mTLS state of a paired request: the server side's when it knows one, else the
-    client side's (the same rule as `_PAIR`'s CASE)."""
-    return server if server else client
-
-
-def half(
-    f: SpanFacts, trace_id: bytes, span_id: bytes, side: int, peer: str, peer_type: str
-) -> HalfRow:
-    """The row of a half waiting for its other half under (`trace_id`, `span_id`)."""
-    return (
-        trace_id,
-        span_id,
-        side,
-        f.service,
-        f.start_unix_nano,
-        f.duration_ns,
-        f.error,
-        f.mtls,
-        peer,
-        peer_type,
-    )
-
-
-class PairedEdges(NamedTuple):
-    """Requests on one service edge in one minute, paired in this pass."""
+class EdgeRequests(NamedTuple):
+    """Requests on one edge in one minute, with one error flag and mTLS state."""
 
     minute_unix: int
     source: str
     target: str
+    target_type: str
     error: bool
     mtls: int
     durations: list[int]
 
 
+class Hop(NamedTuple):
+    """An app's client span (`service`, ...) and its sidecar's span of the same call."""
+
+    minute_unix: int
+    service: str
+    counted: bool
+    peer: str
+    peer_type: str
+    duration_ns: int
+    error: bool
+    mtls: int
+    proxy_minute_unix: int
+    proxy_service: str
+    proxy_counted: bool
+    proxy_peer: str
+    proxy_peer_type: str
+    proxy_duration_ns: int
+    proxy_error: bool
+    proxy_mtls: int
+    proxy_operation: str
+    proxy_version: str
+
+
+class Nest(NamedTuple):
+    """A sidecar's entry span (counted at ingest) and its app's entry span of one request."""
+
+    minute_unix: int
+    service: str
+    operation: str
+    version: str
+    duration_ns: int
+    error: bool
+    mtls: int
+    inner_minute_unix: int
+    inner_operation: str
+    inner_version: str
+    inner_mtls: int
+    inner_duration_ns: int
+    inner_error: bool
+
+
 class ExpiredHalves(NamedTuple):
-    """Halves of one side, service and peer that expired unpaired, per minute."""
+    """Halves of one side, service and peer that ended unpaired, per minute."""
 
     side: int
+    counted: bool
     minute_unix: int
     service: str
     peer: str
@@ -138,21 +93,49 @@ class ExpiredHalves(NamedTuple):
     durations: list[int]
 
 
+@dataclass(slots=True)
+class PairingPass:
+    """What one pass found."""
+
+    paired: list[EdgeRequests] = field(default_factory=list)
+    moved: list[EdgeRequests] = field(default_factory=list)  # counted early: take back
+    hops: list[Hop] = field(default_factory=list)
+    nests: list[Nest] = field(default_factory=list)
+    counted: list[EdgeRequests] = field(default_factory=list)  # waited long enough alone
+    expired: list[ExpiredHalves] = field(default_factory=list)
+
+
 class PairingStore:
     """The halves waiting in PostgreSQL; used inside the deriver's transaction."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def pair(self) -> Iterable[PairedEdges]:
-        """Upsert the queued halves and pair them; the pairs grouped per minute and edge
-        (a pair within one service is not an edge and is left out)."""
-        for statement in (*_SETUP, *_UPSERT_AND_PAIR):
-            await self._conn.execute(statement)
-        cursor = await self._conn.execute(_PAIRED_EDGES)
-        return [PairedEdges(*row) for row in await cursor.fetchall()]
+    async def run(self, count_after_seconds: float, window_seconds: float) -> PairingPass:
+        """Take the queued halves, match them, count the calls that waited long enough
+        alone, and end the halves older than the pairing window."""
+        found = PairingPass()
+        await self._execute(*sql.SETUP, *sql.TAKE_INBOX, *sql.HOPS)
+        found.hops = [Hop(*row) for row in await self._rows(sql.HOPS_READ)]
+        await self._execute(*sql.PAIRS)
+        found.paired = [
+            EdgeRequests(minute, source, target, "service", error, mtls, durations)
+            for minute, source, target, error, mtls, durations in await self._rows(sql.PAIRED_EDGES)
+        ]
+        found.moved = [EdgeRequests(*row) for row in await self._rows(sql.MOVED)]
+        await self._execute(*sql.NESTS)
+        found.nests = [Nest(*row) for row in await self._rows(sql.NESTS_READ)]
+        await self._execute(*sql.SETTLE)
+        due = await self._rows(sql.COUNT_DUE, (count_after_seconds,))
+        found.counted = [EdgeRequests(*row) for row in due]
+        expired = await self._rows(sql.EXPIRED, (window_seconds,))
+        found.expired = [ExpiredHalves(*row) for row in expired]
+        return found
 
-    async def expire(self, window_seconds: float) -> Iterable[ExpiredHalves]:
-        """Remove the halves older than the pairing window; what they were, grouped."""
-        cursor = await self._conn.execute(_EXPIRED, (window_seconds,))
-        return [ExpiredHalves(*row) for row in await cursor.fetchall()]
+    async def _execute(self, *statements: str) -> None:
+        for statement in statements:
+            await self._conn.execute(statement)
+
+    async def _rows(self, query: str, params: tuple[float, ...] | None = None) -> list[Any]:
+        cursor = await self._conn.execute(query, params)
+        return list(await cursor.fetchall())

@@ -15,6 +15,7 @@ from collector.derive import classify
 from meshlens.signals.histogram import bucket_of
 
 UNKNOWN_VERSION = "unknown"
+ENVOY, LINKERD = "envoy", "linkerd"
 _CACHE_LIMIT = 10_000
 
 
@@ -37,6 +38,8 @@ class SpanFacts(NamedTuple):
     is_database: bool
     attributes: Mapping[str, Any]  # the picked span attributes, for a virtual peer later
     proxy_leg: bool = False  # between a Linkerd proxy and its own app: pairs, never counts
+    proxy: str = ""  # written by a proxy: ENVOY or LINKERD; "" for an app's own span
+    gateway: bool = False  # written by an Istio gateway (its Envoy's node type is `router`)
 
 
 class SpanClassifier:
@@ -62,6 +65,13 @@ class SpanClassifier:
             return None
         start = span.start_time_unix_nano
         duration = span.end_time_unix_nano - start
+        linkerd = classify.is_linkerd_proxy(service)
+        proxy = LINKERD if linkerd else ENVOY if classify.is_envoy(attributes) else ""
+        gateway = proxy == ENVOY and classify.is_gateway(attributes)
+        if gateway and exit_:  # an old gateway's one span is also its own request: server rules
+            error = classify.server_side_error(span.status.code, attributes)
+        else:
+            error = classify.is_error(kind, span.status.code, attributes)
         return SpanFacts(
             span.trace_id,
             span.span_id,
@@ -72,13 +82,15 @@ class SpanClassifier:
             start,
             duration,
             bucket_of(duration),
-            classify.is_error(kind, span.status.code, attributes),
+            error,
             classify.mtls_state(attributes),
             classify.operation(span.name, attributes) or span.name or "unknown",
             self._version(resource_id, attributes, resource),
             exit_ and classify.is_database_call(attributes),
             attributes,
-            classify.is_proxy_leg(kind, service, attributes),
+            linkerd and classify.is_proxy_leg(kind, service, attributes),
+            proxy,
+            gateway,
         )
 
     def _service(

@@ -615,6 +615,7 @@ def test_semantic_convention_keys_are_pinned() -> None:
         "tls.client.certificate", "tls.client.certificate_chain", "istio.canonical_service",
         "istio.namespace", "istio.canonical_revision", "http.route", "http.request.method",
         "http.method", "rpc.system.name", "rpc.system", "rpc.service", "rpc.method", "direction",
+        "component", "node_id",
     } == SPAN_KEYS  # fmt: skip
     assert {
         "service.version", "app.kubernetes.io/version", "version", "k8s.deployment.name",

@@ -9,7 +9,7 @@ import pytest
 
 from collector.derive.batch import BatchDerivation
 from collector.derive.classify import MTLS_MUTUAL, MTLS_PLAINTEXT, MTLS_TLS, MTLS_UNKNOWN
-from collector.derive.pairing import CLIENT_SIDE, SERVER_SIDE
+from collector.derive.halves import CLIENT_SIDE, SERVER_SIDE
 from collector.derive.span_facts import SpanFacts
 from meshlens.signals.histogram import bucket_of
 

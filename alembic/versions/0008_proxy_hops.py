@@ -1,0 +1,59 @@
+"""Halves of proxy hops and calls counted before their other half arrived.
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-07
+
+`edge_halves` and `edge_halves_inbox` gain what `collector.derive.pairing` needs to make a
+sidecar and its app one hop, and to count a call without a server half within seconds:
+- `operation`, `version`: an entry half's service signal key, so the deriver can take back the
+  request a sidecar counted when its app's own span turns out to be the same request;
+- `via_span_id`: for a proxy's span, its parent (the app span it continues) or, on side 4, its
+  own id;
+- `counted`: the call was already counted on the edge to `peer`; a server half arriving later
+  moves it to the right edge. Rows already waiting were not counted: false.
+Sides 3 (a proxy's entry span, keyed by its own id) and 4 (a proxy's client span, keyed by its
+parent) are new values of `side`. Adding columns with constant defaults rewrites nothing.
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+_COLUMNS = """
+    ADD COLUMN operation text NOT NULL DEFAULT '',
+    ADD COLUMN version text NOT NULL DEFAULT '',
+    ADD COLUMN via_span_id bytea,
+    ADD COLUMN counted boolean NOT NULL DEFAULT false
+"""
+
+
+def upgrade() -> None:
+    op.execute(
+        f"""
+        ALTER TABLE edge_halves_inbox {_COLUMNS};
+        ALTER TABLE edge_halves {_COLUMNS};
+        CREATE INDEX edge_halves_uncounted ON edge_halves (arrived_at)
+            WHERE side = 1 AND NOT counted AND peer_type <> 'proxy';
+        """
+    )
+
+
+def downgrade() -> None:
+    drop = ", ".join(
+        f"DROP COLUMN {column}" for column in ("operation", "version", "via_span_id", "counted")
+    )
+    op.execute(
+        f"""
+        DROP INDEX edge_halves_uncounted;
+        DELETE FROM edge_halves_inbox WHERE side > 2;
+        DELETE FROM edge_halves WHERE side > 2 OR counted;
+        ALTER TABLE edge_halves_inbox {drop};
+        ALTER TABLE edge_halves {drop};
+        """
+    )
