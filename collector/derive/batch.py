@@ -226,10 +226,11 @@ class BatchDerivation:
         for trace_id, span_id in callers:
             client = clients.pop((trace_id, span_id), None)
             if client is None:
-                self.halves.append(half(f, trace_id, span_id, SERVER_SIDE))
+                leg = PROXY_LEG if f.proxy_leg else ""
+                self.halves.append(half(f, trace_id, span_id, SERVER_SIDE, "", leg))
             elif client.service != service:  # a request on the edge client -> server
                 state = paired_mtls(f.mtls, client.mtls)
                 self._edge(client, client.service, "service", service, "service", f.error, state)
                 paired.append((client, service))
-            elif client.proxy_leg and client.parent_span_id:  # the app's span of the request
+            elif client.proxy_leg and client.parent_span_id and not f.proxy_leg:  # the app's
                 self.halves.append(half(f, trace_id, client.parent_span_id, SERVER_SIDE))

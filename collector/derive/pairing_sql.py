@@ -56,7 +56,7 @@ SETUP = (
     " target text, start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint,"
     " counted boolean, peer text, peer_type text, client_error boolean, client_mtls smallint,"
     " via_span_id bytea, server_start bigint, server_duration bigint, server_mtls smallint,"
-    " operation text, version text) ON COMMIT DELETE ROWS",
+    " operation text, version text, server_peer_type text) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS derive_nests (trace_id bytea, span_id bytea, service text,"
     " start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint, operation text,"
     " version text, inner_start bigint, inner_mtls smallint, inner_operation text,"
@@ -106,7 +106,7 @@ _PAIR = (
     "SELECT c.trace_id, c.span_id, c.service, s.service, c.start_unix_nano,"
     " c.duration_ns, s.error, CASE WHEN s.mtls <> 0 THEN s.mtls ELSE c.mtls END,"
     " c.counted, c.peer, c.peer_type, c.error, c.mtls, c.via_span_id,"
-    " s.start_unix_nano, s.duration_ns, s.mtls, s.operation, s.version"
+    " s.start_unix_nano, s.duration_ns, s.mtls, s.operation, s.version, s.peer_type"
     " FROM {a} c JOIN {b} s ON s.trace_id = c.trace_id AND s.span_id = c.span_id"
     f" AND s.side = {SERVER_SIDE} WHERE c.side = {CLIENT_SIDE}"
 )
@@ -127,13 +127,16 @@ PAIRS = (
         SELECT trace_id, via_span_id, {SERVER_SIDE}, target, server_start, server_duration,
             error, server_mtls, '', '', operation, version, NULL, false
         FROM derive_pairs
-        WHERE peer_type = '{PROXY_LEG}' AND via_span_id IS NOT NULL AND source = target""",
+        WHERE peer_type = '{PROXY_LEG}' AND via_span_id IS NOT NULL AND source = target
+            AND server_peer_type <> '{PROXY_LEG}'""",
 )
 """A pair is one request client -> server with the client's start and duration (what the
 caller experienced), the server's error, and the mTLS state by `paired_mtls`. A sidecar's
 client half records where its call was counted on its proxy-client half (for a late app span,
 see HOPS). A Linkerd proxy's leg to its own app, paired with the app's span, hands that span
-on to the proxy's inbound span (its parent) as a server half under it: see NESTS."""
+on to the proxy's inbound span (its parent) as a server half under it: see NESTS. (Not the
+proxy's own outbound SERVER span, whose server half says `proxy`: an uninstrumented app that
+forwards the trace context makes its outbound requests children of the leg to it.)"""
 PAIRED_EDGES = f"""
     SELECT {_MINUTE}, source, target, error, mtls, array_agg(duration_ns)
     FROM derive_pairs WHERE source <> target GROUP BY 1, 2, 3, 4, 5
