@@ -126,6 +126,7 @@ class PairingStore:
         await self._execute(*sql.NESTS)
         found.nests = [Nest(*row) for row in await self._rows(sql.NESTS_READ)]
         await self._execute(*sql.SETTLE)
+        await self._conn.execute(sql.KNOWN_SERVICES, (count_after_seconds,))
         due = await self._rows(sql.COUNT_DUE, (count_after_seconds,))
         found.counted = [EdgeRequests(*row) for row in due]
         expired = await self._rows(sql.EXPIRED, (window_seconds,))

@@ -178,6 +178,18 @@ SETTLE = (
     " AND d.side = n.side) ON CONFLICT DO NOTHING",
 )
 
+KNOWN_SERVICES = f"""
+    UPDATE edge_halves h SET peer = split_part(h.peer, '.', 1), peer_type = 'service'
+    WHERE h.side = {CLIENT_SIDE} AND NOT h.counted AND h.peer_type = 'external'
+        AND h.arrived_at < now() - make_interval(secs => %s)
+        AND length(h.peer) - length(replace(h.peer, '.', '')) <= 1
+        AND EXISTS (SELECT 1 FROM service_rollups s
+                    WHERE s.service = split_part(h.peer, '.', 1) AND s.resolution = 3600)
+"""
+"""A call about to count alone whose peer is an in-mesh name of a service meshlens knows (one
+that served requests): `<svc>`, or `<svc>.<ns>` (what is left of `<svc>.<ns>.svc` and
+`<svc>.<ns>.svc.cluster.local`), is a call to that service, never to an external node."""
+
 COUNT_DUE = f"""
     WITH due AS (
         UPDATE edge_halves SET counted = true

@@ -110,33 +110,6 @@ def test_an_app_span_after_its_sidecars_call_was_counted_moves_nothing_but_laten
     _assert_one_hop(first, names)
 
 
-def test_a_call_without_server_half_shows_at_once_and_moves_when_the_half_comes(
-    twin_servers: tuple[RunningServer, RunningServer],
-) -> None:
-    """The server half comes after the call was counted on its virtual node (another
-    process wrote it): the call moves to the service edge, counted once."""
-    first, second = twin_servers
-    name = unique_names()
-    web, orders = name("web"), name("orders")
-    trace, client_id = os.urandom(16), os.urandom(8)
-    now = time.time_ns()
-    call = sdk(web, CLIENT, (trace, client_id, b""), start=now, duration_ns=40 * MS,
-               peer=f"{orders}.shop-ns")  # fmt: skip
-    send(first, [call])
-    wait_until(lambda: bool(edges(first, web)), timeout=15, what="the call on a virtual edge")
-    assert edges(first, web) == {(f"{orders}.shop-ns", "external"): (1, 0)}
-    server_half = sdk(orders, SERVER, (trace, os.urandom(8), client_id), start=now + MS,
-                      duration_ns=30 * MS)  # fmt: skip
-    send(second, [server_half])
-    wait_until(
-        lambda: edges(first, web) == {(orders, "service"): (1, 0)},
-        timeout=15,
-        what="the call to move to web -> orders",
-    )
-    assert edge_latency_keys(first, web, orders) == {bucket_of(40 * MS): 1}
-    assert edge_latency_keys(first, web, f"{orders}.shop-ns") == {}
-
-
 def test_an_old_gateways_single_client_span_is_a_request_from_user_and_one_to_the_service(
     twin_servers: tuple[RunningServer, RunningServer],
 ) -> None:
