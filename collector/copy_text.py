@@ -47,6 +47,7 @@ def span_copy_text(rows: Iterable[SpanRow]) -> bytes:
                 _text(r[13]),
                 "\\N" if r[14] is None else _text(r[14]),
                 "\\N" if r[15] is None else str(r[15]),
+                "\\N" if r[16] is None else _text(r[16]),
             )
         )
         for r in rows

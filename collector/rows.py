@@ -32,6 +32,7 @@ SPAN_COLUMNS = (
     "attributes",
     "links",
     "sender_id",
+    "trace_state",
 )
 SpanRow = tuple[
     bytes,
@@ -50,6 +51,7 @@ SpanRow = tuple[
     str,
     str | None,
     int | None,
+    str | None,
 ]
 
 # Column order of `metric_points` rows; must match meshlens.schema.metric_points.

@@ -71,6 +71,7 @@ spans = Table(
     Column("attributes", JSONB, nullable=False),
     Column("links", JSONB, comment="[{trace_id, span_id, attributes}] with hex ids"),
     Column("sender_id", BigInteger, comment="senders.id over mTLS, else NULL"),
+    Column("trace_state", Text, comment="W3C tracestate (ot=th: the sampling threshold)"),
     postgresql_partition_by="RANGE (start_unix_nano)",
 )
 Index(
@@ -168,6 +169,20 @@ def _half_columns() -> list[Column[object]]:
             nullable=False,
             server_default=false(),
             comment="already counted on the edge to `peer`: a late other half moves it",
+        ),
+        Column(
+            "weight",
+            Integer,
+            nullable=False,
+            server_default=text("1"),
+            comment="requests the span stands for: its adjusted count when sampled",
+        ),
+        Column(
+            "unknown_rate",
+            Boolean,
+            nullable=False,
+            server_default=false(),
+            comment="a proxy's span sampled at a rate nobody declared",
         ),
     ]
 

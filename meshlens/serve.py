@@ -71,7 +71,11 @@ async def serve(settings: Settings, database: Database) -> None:
     pipeline = IngestPipeline(
         lambda: PostgresWriter.connect(database.url, known), _limits(settings), metrics
     )
-    decoders = DecodePool(settings.decode_processes, frozenset(settings.saturation_metrics))
+    decoders = DecodePool(
+        settings.decode_processes,
+        frozenset(settings.saturation_metrics),
+        settings.span_sampling_percent,
+    )
     ingest = OtlpIngest(pipeline, _retention(settings), metrics, decoders)
     engine = database.async_engine()
     api = create_app(engine, registry, ingest_healthy=lambda: pipeline.healthy)

@@ -127,6 +127,21 @@ class Settings(BaseSettings):
             "it moves a call already counted on a virtual node to the edge of its server."
         ),
     )
+    span_sampling_percent: float | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description=(
+            "The percentage of traces your mesh samples (Istio: the Telemetry resource's "
+            "randomSamplingPercentage; Linkerd: the sampling of whatever starts the traces), "
+            "for spans that record no probability of their own: Envoy and linkerd2-proxy never "
+            "do, and apps under a sampling proxy follow its decision. Each such span then counts "
+            "100/percent requests. Spans carrying an OpenTelemetry sampling threshold "
+            "(tracestate ot=th) always count their own adjusted count. Unset: spans without a "
+            "threshold count one request, and the signals from proxies' spans are marked as "
+            "sampled at an unknown rate where mesh metrics do not give the true rate."
+        ),
+    )
     unpaired_count_after_seconds: float = Field(
         10,
         gt=0,

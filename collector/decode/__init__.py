@@ -43,9 +43,13 @@ UNKNOWN_SERVICE = "unknown_service"
 class OtlpDecoder:
     """Turns OTLP export requests into rows. Holds bounded caches; reuse it across requests."""
 
-    def __init__(self, saturation_metrics: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        saturation_metrics: frozenset[str] = frozenset(),
+        sampling_percent: float | None = None,
+    ) -> None:
         self._attributes = AttributeEncoder(classify.SPAN_KEYS)
-        self._spans = SpanDecoder(self._attributes)
+        self._spans = SpanDecoder(self._attributes, sampling_percent)
         self._metrics = MetricDecoder(self._attributes, saturation_metrics)
 
     def traces(

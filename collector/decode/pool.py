@@ -26,9 +26,9 @@ Signal = Literal["spans", "points"]
 _worker_decoder: OtlpDecoder | None = None
 
 
-def _start_worker(saturation_metrics: frozenset[str]) -> None:
+def _start_worker(saturation_metrics: frozenset[str], sampling_percent: float | None) -> None:
     global _worker_decoder
-    _worker_decoder = OtlpDecoder(saturation_metrics)
+    _worker_decoder = OtlpDecoder(saturation_metrics, sampling_percent)
 
 
 def _decode_in_worker(
@@ -73,9 +73,14 @@ def decode(
 class DecodePool:
     """Decodes request bodies inline (processes=0) or in worker processes."""
 
-    def __init__(self, processes: int, saturation_metrics: frozenset[str] = frozenset()) -> None:
-        self._decoder = OtlpDecoder(saturation_metrics)
-        self._saturation_metrics = saturation_metrics
+    def __init__(
+        self,
+        processes: int,
+        saturation_metrics: frozenset[str] = frozenset(),
+        sampling_percent: float | None = None,
+    ) -> None:
+        self._decoder = OtlpDecoder(saturation_metrics, sampling_percent)
+        self._worker_args = (saturation_metrics, sampling_percent)
         self._processes = processes
         self._pool = self._new_pool()
         self._slots = asyncio.Semaphore(max(2 * processes, 1))  # bounded queue of bodies
@@ -87,7 +92,7 @@ class DecodePool:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._saturation_metrics,),
+            initargs=self._worker_args,
         )
 
     async def decode(

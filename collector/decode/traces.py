@@ -60,12 +60,22 @@ def _link_problem(links: Iterable[Any]) -> str | None:
     return None
 
 
+MAX_TRACE_STATE = 512
+"""W3C Trace Context: vendors propagate at least 512 characters of `tracestate`; a longer one
+is not kept (cut, it would be malformed)."""
+
+
+def _trace_state(value: str) -> str | None:
+    """The span's `tracestate` as stored, None when too long to keep whole."""
+    return clean_text(value) if len(value) <= MAX_TRACE_STATE else None
+
+
 class SpanDecoder:
     """Appends the spans of one scope to a batch; the hot loop of trace ingest."""
 
-    def __init__(self, attributes: AttributeEncoder) -> None:
+    def __init__(self, attributes: AttributeEncoder, sampling_percent: float | None = None) -> None:
         self._attributes = attributes
-        self._classifier = SpanClassifier()
+        self._classifier = SpanClassifier(sampling_percent)
 
     def decode(
         self,
@@ -138,6 +148,7 @@ class SpanDecoder:
                     attributes,
                     self._links(links) if links else None,
                     sender_id,
+                    _trace_state(span.trace_state) if span.trace_state else None,
                 )
             )
 

@@ -63,24 +63,27 @@ class RollupSignals:
     errors: int = 0
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
     mtls: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # unknown, plain, tls, mutual
+    unknown_rate: int = 0  # of the requests, those from spans sampled at an unknown rate
 
-    def add(self, latency_key: int, error: bool, mtls: int) -> None:
-        """Count one request whose latency bucket is `latency_key`."""
-        self.requests += 1
+    def add(
+        self, latency_key: int, error: bool, mtls: int, count: int = 1, unknown: bool = False
+    ) -> None:
+        """Count `count` requests (a sampled span's adjusted count) in bucket `latency_key`."""
+        self.requests += count
         if error:
-            self.errors += 1
-        self.latency.add_key(latency_key)
-        self.mtls[mtls] += 1
-
-    def take_back(self, latency_key: int, error: bool, mtls: int) -> None:
-        """Take back one request counted before (it moved to another row): counts may go
-        below zero here, and are whole again once merged with the row that counted it."""
-        self.requests -= 1
-        if error:
-            self.errors -= 1
+            self.errors += count
         counts = self.latency.counts
-        counts[latency_key] = counts.get(latency_key, 0) - 1
-        self.mtls[mtls] -= 1
+        counts[latency_key] = counts.get(latency_key, 0) + count
+        self.mtls[mtls] += count
+        if unknown:
+            self.unknown_rate += count
+
+    def take_back(
+        self, latency_key: int, error: bool, mtls: int, count: int = 1, unknown: bool = False
+    ) -> None:
+        """Take back requests counted before (they moved to another row): counts may go
+        below zero here, and are whole again once merged with the row that counted them."""
+        self.add(latency_key, error, mtls, -count, unknown)
 
     def merge(self, other: RollupSignals) -> None:
         """Add `other` into this one."""
@@ -89,6 +92,7 @@ class RollupSignals:
         self.latency.merge(other.latency)
         for state, count in enumerate(other.mtls):
             self.mtls[state] += count
+        self.unknown_rate += other.unknown_rate
 
     def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int]:
         """The signal columns of the rollup tables, in their order (`SIGNAL_COLUMNS`)."""
@@ -196,7 +200,11 @@ class BatchDerivation:
         minute = f.start_unix_nano // NANOS_PER_MINUTE * MINUTE
         key = ("edge", minute, source, source_type, target, target_type, "traces")
         self._signals(key).add(
-            f.latency_key, f.error if error is None else error, f.mtls if mtls is None else mtls
+            f.latency_key,
+            f.error if error is None else error,
+            f.mtls if mtls is None else mtls,
+            f.weight,
+            f.unknown_rate,
         )
 
     def _count(self, f: SpanFacts) -> None:
@@ -206,7 +214,7 @@ class BatchDerivation:
         signals = self._calls.get(call)
         if signals is None:
             signals = self._calls[call] = RollupSignals()
-        signals.add(f.latency_key, f.error, f.mtls)
+        signals.add(f.latency_key, f.error, f.mtls, f.weight, f.unknown_rate)
 
     def _entry(
         self,

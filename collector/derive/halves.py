@@ -25,8 +25,10 @@ PROXY_LEG = "proxy"
 with the app's SERVER span when there is one, and expires without a node when there is not."""
 
 # edge_halves_inbox row: trace_id, span_id, side, service, start, duration, error, mtls,
-# peer, peer_type, operation, version, via_span_id, counted
-HalfRow = tuple[bytes, bytes, int, str, int, int, bool, int, str, str, str, str, bytes | None, bool]
+# peer, peer_type, operation, version, via_span_id, counted, weight, unknown_rate
+HalfRow = tuple[
+    bytes, bytes, int, str, int, int, bool, int, str, str, str, str, bytes | None, bool, int, bool
+]
 HALF_COLUMNS = (
     "trace_id",
     "span_id",
@@ -42,6 +44,8 @@ HALF_COLUMNS = (
     "version",
     "via_span_id",
     "counted",
+    "weight",
+    "unknown_rate",
 )
 
 
@@ -78,4 +82,6 @@ def half(
         f.version if keyed else "",
         via,
         counted,
+        f.weight,
+        f.unknown_rate,
     )

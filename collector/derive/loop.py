@@ -137,7 +137,8 @@ class Deriver:
                 stats.expired_proxy_legs += len(gone.durations)
             else:  # the window is shorter than the wait before counting: count it now
                 edge = EdgeRequests(gone.minute_unix, gone.service, gone.peer, gone.peer_type,
-                                    gone.error, gone.mtls, gone.durations)  # fmt: skip
+                                    gone.error, gone.mtls, gone.unknown_rate, gone.durations,
+                                    gone.weights)  # fmt: skip
                 stats.unpaired_counted += _add_edge(fold, edge)
 
     async def _take_inbox(
@@ -150,19 +151,24 @@ class Deriver:
             stats.inbox_rows += 1
 
 
-def _signals(durations: Iterable[int], error: bool, mtls: int, sign: int = 1) -> RollupSignals:
+def _signals(
+    durations: Iterable[int],
+    weights: Iterable[int],
+    error: bool,
+    mtls: int,
+    unknown: bool = False,
+    sign: int = 1,
+) -> RollupSignals:
+    """Requests of these durations, each counted its weight (taken back when sign < 0)."""
     signals = RollupSignals()
-    for duration in durations:
-        if sign > 0:
-            signals.add(bucket_of(duration), error, mtls)
-        else:
-            signals.take_back(bucket_of(duration), error, mtls)
+    for duration, weight in zip(durations, weights, strict=True):
+        signals.add(bucket_of(duration), error, mtls, sign * weight, unknown)
     return signals
 
 
 def _add_edge(fold: RollupFold, edge: EdgeRequests, sign: int = 1) -> int:
-    """Add (or take back) the requests of `edge`; returns how many."""
-    signals = _signals(edge.durations, edge.error, edge.mtls, sign)
+    """Add (or take back) the requests of `edge`; returns how many spans they came from."""
+    signals = _signals(edge.durations, edge.weights, edge.error, edge.mtls, edge.unknown_rate, sign)
     key = (edge.source, "service", edge.target, edge.target_type)
     fold.add("edge", edge.minute_unix, key, signals, "traces")
     return len(edge.durations)
@@ -172,21 +178,25 @@ def _fold_hop(fold: RollupFold, hop: Hop) -> None:
     """An app's client span met its sidecar's span of the same call."""
     if hop.counted:  # the app's span waited alone and counted on its virtual node: take back
         early = EdgeRequests(hop.minute_unix, hop.service, hop.peer, hop.peer_type, hop.error,
-                             hop.mtls, [hop.duration_ns])  # fmt: skip
+                             hop.mtls, hop.unknown_rate, [hop.duration_ns],
+                             [hop.weight])  # fmt: skip
         _add_edge(fold, early, sign=-1)
     if hop.proxy_service != hop.service:  # a gateway's one CLIENT span: a request into it
         state = paired_mtls(hop.proxy_mtls, hop.mtls)
         key = (hop.service, "service", hop.proxy_service, "service")
-        fold.add("edge", hop.minute_unix, key,
-                 _signals([hop.duration_ns], hop.proxy_error, state), "traces")  # fmt: skip
-        signals = _signals([hop.proxy_duration_ns], hop.proxy_error, hop.proxy_mtls)
+        caller = _signals([hop.duration_ns], [hop.weight], hop.proxy_error, state,
+                          hop.unknown_rate)  # fmt: skip
+        fold.add("edge", hop.minute_unix, key, caller, "traces")
+        signals = _signals([hop.proxy_duration_ns], [hop.proxy_weight], hop.proxy_error,
+                           hop.proxy_mtls, hop.proxy_unknown)  # fmt: skip
         _fold_service(fold, hop.proxy_minute_unix, hop.proxy_service, hop.proxy_operation,
                       hop.proxy_version, signals)  # fmt: skip
     elif hop.proxy_counted:  # the sidecar's call counted with its own duration: the app's now
         signals = RollupSignals()
         counts = signals.latency.counts
-        counts[bucket_of(hop.proxy_duration_ns)] = -1
-        counts[bucket_of(hop.duration_ns)] = counts.get(bucket_of(hop.duration_ns), 0) + 1
+        counts[bucket_of(hop.proxy_duration_ns)] = -hop.proxy_weight
+        app = bucket_of(hop.duration_ns)
+        counts[app] = counts.get(app, 0) + hop.proxy_weight
         key = (hop.service, "service", hop.proxy_peer, hop.proxy_peer_type)
         fold.add("edge", hop.proxy_minute_unix, key, signals, "traces")
 
@@ -194,21 +204,25 @@ def _fold_hop(fold: RollupFold, hop: Hop) -> None:
 def _fold_nest(fold: RollupFold, nest: Nest) -> None:
     """A sidecar's entry span and its app's are one request: the app's counts it (its
     operation is the route, its latency the app's work); the sidecar's is taken back. What
-    only the sidecar knew (the version Istio labels, the mTLS state) moves to the app's."""
-    outer = _signals([nest.duration_ns], nest.error, nest.mtls, sign=-1)
+    only the sidecar knew (the version Istio labels, the mTLS state, that the proxy sampled
+    at an unknown rate) moves to the app's."""
+    outer = _signals([nest.duration_ns], [nest.weight], nest.error, nest.mtls,
+                     nest.unknown_rate, sign=-1)  # fmt: skip
     _fold_service(fold, nest.minute_unix, nest.service, nest.operation, nest.version, outer)
     version, mtls = nest.inner_version, nest.inner_mtls
     if version == UNKNOWN_VERSION and nest.version != UNKNOWN_VERSION:
         version = nest.version
     if mtls == MTLS_UNKNOWN:
         mtls = nest.mtls
-    if (version, mtls) == (nest.inner_version, nest.inner_mtls):
+    unknown = nest.inner_unknown or nest.unknown_rate
+    if (version, mtls, unknown) == (nest.inner_version, nest.inner_mtls, nest.inner_unknown):
         return
     minute, service, operation = nest.inner_minute_unix, nest.service, nest.inner_operation
-    duration, error = [nest.inner_duration_ns], nest.inner_error
-    taken = _signals(duration, error, nest.inner_mtls, sign=-1)
+    duration, weight, error = [nest.inner_duration_ns], [nest.inner_weight], nest.inner_error
+    taken = _signals(duration, weight, error, nest.inner_mtls, nest.inner_unknown, sign=-1)
     _fold_service(fold, minute, service, operation, nest.inner_version, taken)
-    _fold_service(fold, minute, service, operation, version, _signals(duration, error, mtls))
+    merged = _signals(duration, weight, error, mtls, unknown)
+    _fold_service(fold, minute, service, operation, version, merged)
 
 
 def _fold_service(

@@ -35,7 +35,9 @@ class EdgeRequests(NamedTuple):
     target_type: str
     error: bool
     mtls: int
+    unknown_rate: bool  # sampled at a rate nobody declared
     durations: list[int]
+    weights: list[int]  # the adjusted count of each duration's span
 
 
 class Hop(NamedTuple):
@@ -59,6 +61,10 @@ class Hop(NamedTuple):
     proxy_mtls: int
     proxy_operation: str
     proxy_version: str
+    weight: int
+    unknown_rate: bool
+    proxy_weight: int
+    proxy_unknown: bool
 
 
 class Nest(NamedTuple):
@@ -77,6 +83,10 @@ class Nest(NamedTuple):
     inner_mtls: int
     inner_duration_ns: int
     inner_error: bool
+    weight: int
+    unknown_rate: bool
+    inner_weight: int
+    inner_unknown: bool
 
 
 class ExpiredHalves(NamedTuple):
@@ -90,7 +100,9 @@ class ExpiredHalves(NamedTuple):
     peer_type: str
     error: bool
     mtls: int
+    unknown_rate: bool
     durations: list[int]
+    weights: list[int]
 
 
 @dataclass(slots=True)
@@ -119,8 +131,8 @@ class PairingStore:
         found.hops = [Hop(*row) for row in await self._rows(sql.HOPS_READ)]
         await self._execute(*sql.PAIRS)
         found.paired = [
-            EdgeRequests(minute, source, target, "service", error, mtls, durations)
-            for minute, source, target, error, mtls, durations in await self._rows(sql.PAIRED_EDGES)
+            EdgeRequests(minute, source, target, "service", *signals)
+            for minute, source, target, *signals in await self._rows(sql.PAIRED_EDGES)
         ]
         found.moved = [EdgeRequests(*row) for row in await self._rows(sql.MOVED)]
         await self._execute(*sql.NESTS)

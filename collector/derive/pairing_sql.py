@@ -50,17 +50,21 @@ SETUP = (
     " start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint, counted boolean,"
     " peer text, peer_type text, proxy_span_id bytea, proxy_service text, proxy_start bigint,"
     " proxy_duration bigint, proxy_error boolean, proxy_mtls smallint, proxy_counted boolean,"
-    " proxy_peer text, proxy_peer_type text, proxy_operation text, proxy_version text)"
+    " proxy_peer text, proxy_peer_type text, proxy_operation text, proxy_version text,"
+    " weight integer, unknown_rate boolean, proxy_weight integer, proxy_unknown boolean)"
     " ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS derive_pairs (trace_id bytea, span_id bytea, source text,"
     " target text, start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint,"
     " counted boolean, peer text, peer_type text, client_error boolean, client_mtls smallint,"
     " via_span_id bytea, server_start bigint, server_duration bigint, server_mtls smallint,"
-    " operation text, version text, server_peer_type text) ON COMMIT DELETE ROWS",
+    " operation text, version text, server_peer_type text, weight integer,"
+    " unknown_rate boolean, server_weight integer, server_unknown boolean)"
+    " ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS derive_nests (trace_id bytea, span_id bytea, service text,"
     " start_unix_nano bigint, duration_ns bigint, error boolean, mtls smallint, operation text,"
     " version text, inner_start bigint, inner_mtls smallint, inner_operation text,"
-    " inner_version text, inner_duration bigint, inner_error boolean) ON COMMIT DELETE ROWS",
+    " inner_version text, inner_duration bigint, inner_error boolean, weight integer,"
+    " unknown_rate boolean, inner_weight integer, inner_unknown boolean) ON COMMIT DELETE ROWS",
 )
 
 TAKE_INBOX = (
@@ -74,7 +78,8 @@ _HOP = (
     "SELECT c.trace_id, c.span_id, c.service, c.start_unix_nano, c.duration_ns,"
     " c.error, c.mtls, c.counted, c.peer, c.peer_type, p.via_span_id, p.service,"
     " p.start_unix_nano, p.duration_ns, p.error, p.mtls, p.counted, p.peer, p.peer_type,"
-    " p.operation, p.version FROM {a} c JOIN {b} p ON p.trace_id = c.trace_id"
+    " p.operation, p.version, c.weight, c.unknown_rate, p.weight, p.unknown_rate"
+    " FROM {a} c JOIN {b} p ON p.trace_id = c.trace_id"
     f" AND p.span_id = c.span_id AND p.side = {PROXY_CLIENT_SIDE}"
     f" WHERE c.side = {CLIENT_SIDE} AND c.peer_type <> '{PROXY_LEG}'"
 )
@@ -97,7 +102,8 @@ different services, the proxy is a gateway whose one CLIENT span is also its own
 HOPS_READ = f"""
     SELECT {_MINUTE}, service, counted, peer, peer_type, duration_ns, error, mtls,
         proxy_start / 60000000000 * 60, proxy_service, proxy_counted, proxy_peer,
-        proxy_peer_type, proxy_duration, proxy_error, proxy_mtls, proxy_operation, proxy_version
+        proxy_peer_type, proxy_duration, proxy_error, proxy_mtls, proxy_operation, proxy_version,
+        weight, unknown_rate, proxy_weight, proxy_unknown
     FROM derive_hops
 """
 
@@ -106,7 +112,8 @@ _PAIR = (
     "SELECT c.trace_id, c.span_id, c.service, s.service, c.start_unix_nano,"
     " c.duration_ns, s.error, CASE WHEN s.mtls <> 0 THEN s.mtls ELSE c.mtls END,"
     " c.counted, c.peer, c.peer_type, c.error, c.mtls, c.via_span_id,"
-    " s.start_unix_nano, s.duration_ns, s.mtls, s.operation, s.version, s.peer_type"
+    " s.start_unix_nano, s.duration_ns, s.mtls, s.operation, s.version, s.peer_type,"
+    " c.weight, c.unknown_rate, s.weight, s.unknown_rate"
     " FROM {a} c JOIN {b} s ON s.trace_id = c.trace_id AND s.span_id = c.span_id"
     f" AND s.side = {SERVER_SIDE} WHERE c.side = {CLIENT_SIDE}"
 )
@@ -125,7 +132,8 @@ PAIRS = (
     ),
     f"""INSERT INTO derive_new ({_HALF})
         SELECT trace_id, via_span_id, {SERVER_SIDE}, target, server_start, server_duration,
-            error, server_mtls, '', '', operation, version, NULL, false
+            error, server_mtls, '', '', operation, version, NULL, false, server_weight,
+            server_unknown
         FROM derive_pairs
         WHERE peer_type = '{PROXY_LEG}' AND via_span_id IS NOT NULL AND source = target
             AND server_peer_type <> '{PROXY_LEG}'""",
@@ -138,12 +146,14 @@ on to the proxy's inbound span (its parent) as a server half under it: see NESTS
 proxy's own outbound SERVER span, whose server half says `proxy`: an uninstrumented app that
 forwards the trace context makes its outbound requests children of the leg to it.)"""
 PAIRED_EDGES = f"""
-    SELECT {_MINUTE}, source, target, error, mtls, array_agg(duration_ns)
-    FROM derive_pairs WHERE source <> target GROUP BY 1, 2, 3, 4, 5
+    SELECT {_MINUTE}, source, target, error, mtls, unknown_rate, array_agg(duration_ns),
+        array_agg(weight)
+    FROM derive_pairs WHERE source <> target GROUP BY 1, 2, 3, 4, 5, 6
 """
 MOVED = f"""
-    SELECT {_MINUTE}, source, peer, peer_type, client_error, client_mtls, array_agg(duration_ns)
-    FROM derive_pairs WHERE counted GROUP BY 1, 2, 3, 4, 5, 6
+    SELECT {_MINUTE}, source, peer, peer_type, client_error, client_mtls, unknown_rate,
+        array_agg(duration_ns), array_agg(weight)
+    FROM derive_pairs WHERE counted GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 """Client halves counted on their virtual edge before their server half came: taken back."""
 
@@ -151,7 +161,8 @@ MOVED = f"""
 _NEST = (
     "SELECT o.trace_id, o.span_id, o.service, o.start_unix_nano, o.duration_ns,"
     " o.error, o.mtls, o.operation, o.version, i.start_unix_nano, i.mtls, i.operation,"
-    " i.version, i.duration_ns, i.error FROM {a} o JOIN {b} i ON i.trace_id = o.trace_id"
+    " i.version, i.duration_ns, i.error, o.weight, o.unknown_rate, i.weight, i.unknown_rate"
+    " FROM {a} o JOIN {b} i ON i.trace_id = o.trace_id"
     f" AND i.span_id = o.span_id AND i.side = {SERVER_SIDE} AND i.service = o.service"
     f" WHERE o.side = {PROXY_ENTRY_SIDE}"
 )
@@ -165,7 +176,7 @@ NESTS = (
 NESTS_READ = f"""
     SELECT {_MINUTE}, service, operation, version, duration_ns, error, mtls,
         inner_start / 60000000000 * 60, inner_operation, inner_version, inner_mtls,
-        inner_duration, inner_error
+        inner_duration, inner_error, weight, unknown_rate, inner_weight, inner_unknown
     FROM derive_nests
 """
 
@@ -196,14 +207,15 @@ COUNT_DUE = f"""
         WHERE side = {CLIENT_SIDE} AND NOT counted AND peer_type <> '{PROXY_LEG}'
             AND arrived_at < now() - make_interval(secs => %s)
         RETURNING trace_id, via_span_id, start_unix_nano, service, peer, peer_type, error, mtls,
-            duration_ns
+            duration_ns, weight, unknown_rate
     ), proxies AS (
         UPDATE edge_halves h SET counted = true, peer = due.peer, peer_type = due.peer_type
         FROM due WHERE due.via_span_id IS NOT NULL AND h.trace_id = due.trace_id
             AND h.span_id = due.via_span_id AND h.side = {PROXY_CLIENT_SIDE}
     )
-    SELECT {_MINUTE}, service, peer, peer_type, error, mtls, array_agg(duration_ns)
-    FROM due GROUP BY 1, 2, 3, 4, 5, 6
+    SELECT {_MINUTE}, service, peer, peer_type, error, mtls, unknown_rate, array_agg(duration_ns),
+        array_agg(weight)
+    FROM due GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
 """Client halves that waited `unpaired_count_after_seconds` without a server half count on the
 edge to their virtual node now, and stay until the pairing window ends: a late server half
@@ -213,9 +225,9 @@ EXPIRED = f"""
     WITH gone AS (
         DELETE FROM edge_halves WHERE arrived_at < now() - make_interval(secs => %s)
         RETURNING side, counted, start_unix_nano, service, peer, peer_type, error, mtls,
-            duration_ns
+            duration_ns, weight, unknown_rate
     )
-    SELECT side, counted, {_MINUTE}, service, peer, peer_type, error, mtls,
-        array_agg(duration_ns)
-    FROM gone GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    SELECT side, counted, {_MINUTE}, service, peer, peer_type, error, mtls, unknown_rate,
+        array_agg(duration_ns), array_agg(weight)
+    FROM gone GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from collector.derive import classify
+from collector.derive.sampling import adjusted_count, declared_count, whole
 from meshlens.signals.histogram import bucket_of
 
 UNKNOWN_VERSION = "unknown"
@@ -40,12 +41,15 @@ class SpanFacts(NamedTuple):
     proxy_leg: bool = False  # between a Linkerd proxy and its own app: pairs, never counts
     proxy: str = ""  # written by a proxy: ENVOY or LINKERD; "" for an app's own span
     gateway: bool = False  # written by an Istio gateway (its Envoy's node type is `router`)
+    weight: int = 1  # the requests it stands for: its adjusted count (`sampling`)
+    unknown_rate: bool = False  # a proxy's span, sampled at a rate nobody declared
 
 
 class SpanClassifier:
     """Classifies spans for derivation, caching what depends only on the resource."""
 
-    def __init__(self) -> None:
+    def __init__(self, sampling_percent: float | None = None) -> None:
+        self._declared = None if sampling_percent is None else declared_count(sampling_percent)
         self._services: dict[tuple[int, str, Any, Any], str] = {}
         self._versions: dict[tuple[int, Any], str] = {}
 
@@ -91,7 +95,18 @@ class SpanClassifier:
             linkerd and classify.is_proxy_leg(kind, service, attributes),
             proxy,
             gateway,
+            *self._sampling(span, proxy),
         )
+
+    def _sampling(self, span: Any, proxy: str) -> tuple[int, bool]:
+        """(weight, unknown rate): the adjusted count `tracestate` records, else the declared
+        one, else 1, and for a proxy's span an unknown rate."""
+        count = adjusted_count(span.trace_state) if span.trace_state else None
+        if count is None:
+            count = self._declared
+            if count is None:
+                return 1, bool(proxy)
+        return whole(count, span.span_id), False
 
     def _service(
         self, resource_id: int, service: str, attributes: Mapping[str, Any], resource: Any

@@ -1,4 +1,4 @@
-"""Halves of proxy hops and calls counted before their other half arrived.
+"""Halves of proxy hops, calls counted before their other half arrived, and sampled spans.
 
 Revision ID: 0008
 Revises: 0007
@@ -12,8 +12,11 @@ sidecar and its app one hop, and to count a call without a server half within se
   own id;
 - `counted`: the call was already counted on the edge to `peer`; a server half arriving later
   moves it to the right edge. Rows already waiting were not counted: false.
+- `weight`: the requests the span stands for (its adjusted count when sampled), and
+  `unknown_rate`: a proxy's span sampled at a rate nobody declared.
 Sides 3 (a proxy's entry span, keyed by its own id) and 4 (a proxy's client span, keyed by its
-parent) are new values of `side`. Adding columns with constant defaults rewrites nothing.
+parent) are new values of `side`. `spans.trace_state` keeps the W3C tracestate (its `ot=th`
+sampling threshold). Adding columns with constant defaults rewrites nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ _COLUMNS = """
     ADD COLUMN operation text NOT NULL DEFAULT '',
     ADD COLUMN version text NOT NULL DEFAULT '',
     ADD COLUMN via_span_id bytea,
-    ADD COLUMN counted boolean NOT NULL DEFAULT false
+    ADD COLUMN counted boolean NOT NULL DEFAULT false,
+    ADD COLUMN weight integer NOT NULL DEFAULT 1,
+    ADD COLUMN unknown_rate boolean NOT NULL DEFAULT false
 """
 
 
@@ -38,6 +43,8 @@ def upgrade() -> None:
         f"""
         ALTER TABLE edge_halves_inbox {_COLUMNS};
         ALTER TABLE edge_halves {_COLUMNS};
+        ALTER TABLE spans ADD COLUMN trace_state text;
+        COMMENT ON COLUMN spans.trace_state IS 'W3C tracestate (ot=th: the sampling threshold)';
         CREATE INDEX edge_halves_uncounted ON edge_halves (arrived_at)
             WHERE side = 1 AND NOT counted AND peer_type <> 'proxy';
         """
@@ -46,7 +53,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop = ", ".join(
-        f"DROP COLUMN {column}" for column in ("operation", "version", "via_span_id", "counted")
+        f"DROP COLUMN {column}"
+        for column in ("operation", "version", "via_span_id", "counted", "weight", "unknown_rate")
     )
     op.execute(
         f"""
@@ -55,5 +63,6 @@ def downgrade() -> None:
         DELETE FROM edge_halves WHERE side > 2 OR counted;
         ALTER TABLE edge_halves_inbox {drop};
         ALTER TABLE edge_halves {drop};
+        ALTER TABLE spans DROP COLUMN trace_state;
         """
     )
