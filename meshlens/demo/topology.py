@@ -351,8 +351,9 @@ def shop() -> Mesh:
             ),
             Highlight(
                 "two meshes",
-                "Istio sidecars and the ingress gateway in front of most services, Linkerd "
-                "proxies in front of email and templates: each request is counted once",
+                "Istio sidecars and the ingress gateway in front of most services (user -> "
+                "istio-ingressgateway -> frontend), Linkerd proxies in front of email and "
+                "templates (email -> templates)",
             ),
             Highlight(
                 "unreachable pods",
