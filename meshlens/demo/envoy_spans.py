@@ -44,7 +44,10 @@ ENVOY_VERSION = "6c72b2179f5a58988b920a55b0be8346de3f7b35/1.36.2/Clean/RELEASE/B
 MESH_ID = "cluster.local"  # Istio's default mesh id: the trust domain
 CLUSTER_ID = "Kubernetes"  # Istio's default cluster id
 NO_FLAGS = "-"
-UNREACHABLE_FLAGS = ("UF", "UH")  # upstream connection failure, no healthy upstream
+# Failures that leave no server half: upstream connection failure, no healthy upstream. Not
+# UT (upstream request timeout): the request did reach a pod, whose sidecar reports it when the
+# caller's sidecar resets the stream (response code 0, flags DC), so UT has a server half.
+UNREACHABLE_FLAGS = ("UF", "UH")
 
 
 @dataclass(frozen=True, slots=True)
