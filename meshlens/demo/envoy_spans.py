@@ -45,8 +45,9 @@ MESH_ID = "cluster.local"  # Istio's default mesh id: the trust domain
 CLUSTER_ID = "Kubernetes"  # Istio's default cluster id
 NO_FLAGS = "-"
 # Failures that leave no server half: upstream connection failure, no healthy upstream. Not
-# UT (upstream request timeout): the request did reach a pod, whose sidecar reports it when the
-# caller's sidecar resets the stream (response code 0, flags DC), so UT has a server half.
+# UT (upstream request timeout): that request did reach a pod, whose sidecar still finishes
+# its inbound span when the caller's sidecar resets the stream (no response code), so a UT
+# call can have a server half; the demo leaves it out.
 UNREACHABLE_FLAGS = ("UF", "UH")
 
 
