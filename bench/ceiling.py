@@ -136,7 +136,8 @@ def measure_ceiling(
 ) -> Ceiling:
     """COPY batches from `writers` connections in parallel threads for `seconds`."""
     decoded = [decode_template(t, token) for t in templates]
-    plan = plan_batches(decoded, templates[0].spans, seconds)
+    spans = max(1, round(sum(t.spans for t in templates) / len(templates)))  # per request
+    plan = plan_batches(decoded, spans, seconds)
     prepared = sum(len(template.rest) for batch in plan for template, _ in batch)
     postgres = PostgresCpu.attach(url)
     clock = CeilingClock(postgres)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from bench.procstat import (
     tree_rss_bytes,
 )
 from bench.server import Server
-from bench.templates import Template
+from bench.templates import TemplateSet
 
 PROGRESS_EVERY = 10  # seconds
 
@@ -97,16 +97,20 @@ def _progress(stats: LoadStats, second: int) -> None:
     )
 
 
-async def drive(
-    options: Options, token: bytes, templates: Sequence[Template], server: Server
-) -> tuple[LoadStats, Usage]:
+async def drive(options: Options, workload: TemplateSet, server: Server) -> tuple[LoadStats, Usage]:
     """Run the load for warm-up plus --seconds, then let in-flight requests finish."""
     postgres = await asyncio.to_thread(PostgresCpu.attach, server.database_url)
     stats = LoadStats(
         options.spans_per_request, time.perf_counter() + options.warmup, options.seconds
     )
-    generator = LoadGenerator(token, templates, server.otlp_http_port, stats)
-    connections = [asyncio.create_task(generator.connection(n)) for n in range(options.connections)]
+    generator = LoadGenerator(
+        workload.token,
+        workload.templates,
+        server.otlp_http_port,
+        stats,
+        grouped=workload.grouped,
+    )
+    connections = [asyncio.create_task(generator.connection()) for _ in range(options.connections)]
     probe = LagProbe(server)
     probing = asyncio.create_task(probe.run(generator.stop))
     try:

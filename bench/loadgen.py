@@ -1,6 +1,8 @@
 """The load generator: OTLP/HTTP exports over raw HTTP/1.1 on asyncio streams.
 
-One request in flight per keep-alive connection; each send is a template with fresh trace ids.
+One request in flight per keep-alive connection; each send is a template with fresh trace ids:
+a prefix of its own per send, or, for a grouped set (the proxy workload, whose traces span
+several requests), one prefix per round through the set.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class HttpConnection:
 class LoadStats:
     """What the load generator saw; only answers completed inside the window are measured."""
 
-    spans_per_request: int
+    spans_per_request: int  # at most; a request's own count is passed to `record`
     window_start: float
     seconds: int
     per_second: list[int] = field(init=False)  # acknowledged spans by second of the window
@@ -109,13 +111,14 @@ class LoadStats:
     def window_end(self) -> float:
         return self.window_start + self.seconds
 
-    def record(self, answer: Answer, started: float, done: float) -> None:
+    def record(self, answer: Answer, started: float, done: float, spans: int) -> None:
+        """The answer to a request of `spans` spans."""
         if answer.status != 200:
             self.refused[answer.status] += 1
-            self.refused_spans += self.spans_per_request
+            self.refused_spans += spans
             self._note(f"HTTP {answer.status}: {answer.body[:200]!r}")
             return
-        acknowledged = self.spans_per_request - self._rejected(answer.body)
+        acknowledged = spans - self._rejected(answer.body)
         self.acknowledged_total += acknowledged
         if self.window_start <= done < self.window_end:
             second = min(int(done - self.window_start), self.seconds - 1)
@@ -169,11 +172,14 @@ class LoadGenerator:
         port: int,
         stats: LoadStats,
         pacer: Pacer | None = None,
+        *,
+        grouped: bool = False,
     ):
         self._port = port
         self._stats = stats
         self._pacer = pacer
-        self._counter = itertools.count(1)
+        self._grouped = grouped
+        self._counter = itertools.count()
         self.stop = asyncio.Event()
         self.replace_templates(token, templates)
 
@@ -183,12 +189,23 @@ class LoadGenerator:
         self._templates = templates
         self._heads = [request_head(self._port, len(t.body)) for t in templates]
 
-    async def connection(self, number: int) -> None:
+    def next_send(self) -> tuple[Template, bytes, bytes]:
+        """The next request to send: (template, head, fresh prefix for its trace ids).
+
+        Sends go through the templates in turn; a grouped set shares one prefix per round
+        (its requests hold parts of the same traces), any other send gets a prefix of its own.
+        """
+        send = next(self._counter)
+        index = send % len(self._templates)
+        number = send // len(self._templates) if self._grouped else send
+        return self._templates[index], self._heads[index], id_prefix(number + 1)
+
+    async def connection(self) -> None:
         """Send requests on one connection, reconnecting after errors, until `stop`."""
         conn: HttpConnection | None = None
         used = time.perf_counter()
         try:
-            for turn in itertools.count(number):
+            while True:
                 if self._pacer is not None:
                     await self._pacer.wait_turn(self.stop)
                 if self.stop.is_set():
@@ -196,17 +213,16 @@ class LoadGenerator:
                 if conn is not None and time.perf_counter() - used > IDLE_SECONDS:
                     conn.close()  # the server may have closed it meanwhile: not a failure
                     conn = None
-                conn = await self._send(conn, turn)
+                conn = await self._send(conn)
                 used = time.perf_counter()
         finally:
             if conn is not None:
                 conn.close()
 
-    async def _send(self, conn: HttpConnection | None, turn: int) -> HttpConnection | None:
+    async def _send(self, conn: HttpConnection | None) -> HttpConnection | None:
         """One request; returns the connection to use next (None: reconnect)."""
-        template = turn % len(self._templates)  # body and head taken together: templates change
-        body = self._templates[template].body.replace(self._token, id_prefix(next(self._counter)))
-        head = self._heads[template]
+        template, head, prefix = self.next_send()  # taken together: templates may be replaced
+        body = template.body.replace(self._token, prefix)
         try:
             if conn is None:
                 conn = await HttpConnection.open(self._port)
@@ -219,7 +235,7 @@ class LoadGenerator:
                 conn.close()
             await asyncio.sleep(0.5)
             return None
-        self._stats.record(answer, started, time.perf_counter())
+        self._stats.record(answer, started, time.perf_counter(), template.spans)
         if answer.status != 200:  # back off as an OTLP exporter does
             await asyncio.sleep(answer.retry_after)
         if answer.close:

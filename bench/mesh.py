@@ -208,7 +208,6 @@ class RequestBuilder:
         self, trace_id: bytes, caller: Hop, callee: int, call: Call, start: int, end: int
     ) -> bytes:
         source, target = self._pods[caller.pod], self._pods[callee]
-        address = target.service.address
         span = Span(
             trace_id=trace_id,
             span_id=self._unique_id(),
@@ -217,20 +216,8 @@ class RequestBuilder:
             kind=Span.SPAN_KIND_CLIENT,
             start_time_unix_nano=start,
             end_time_unix_nano=end,
-            attributes=[
-                kv("http.request.method", call.method),
-                kv("url.full", f"http://{address}:8080{call.path}"),
-                kv("url.template", call.route),
-                kv("server.address", address),
-                kv("server.port", 8080),
-                kv("http.response.status_code", call.status),
-                kv("network.protocol.version", target.service.protocol),
-                kv("network.peer.address", target.ip),
-                kv("network.peer.port", 8080),
-                kv("user_agent.original", source.user_agent),
-            ],
-            # client spans fail on 4xx too
-            status=_status(call.status >= 400, UPSTREAM_ERROR if call.status == 503 else ""),
+            attributes=client_attributes(source, target, call),
+            status=client_status(call.status),
         )
         self._spans[caller.pod].append(span)
         return span.span_id
@@ -246,7 +233,6 @@ class RequestBuilder:
         user_agent: str,
         client_ip: str,
     ) -> Hop:
-        service = self._pods[pod].service
         span = Span(
             trace_id=trace_id,
             span_id=self._unique_id(),
@@ -255,31 +241,14 @@ class RequestBuilder:
             kind=Span.SPAN_KIND_SERVER,
             start_time_unix_nano=start,
             end_time_unix_nano=end,
-            attributes=[
-                kv("http.request.method", call.method),
-                kv("http.route", call.route),
-                kv("http.response.status_code", call.status),
-                kv("url.path", call.path),
-                kv("url.scheme", "http"),
-                kv("server.address", service.address),
-                kv("server.port", 8080),
-                kv("network.protocol.version", service.protocol),
-                kv("user_agent.original", user_agent),
-                kv("client.address", client_ip),
-            ],
-            status=_status(call.status >= 500, ""),  # server spans fail on 5xx only
+            attributes=server_attributes(self._pods[pod].service, call, user_agent, client_ip),
+            status=server_status(call.status),
         )
         self._spans[pod].append(span)
         return Hop(span.span_id, pod, start, end)
 
     def _call(self, pod: int) -> Call:
-        rng = self._rng
-        method, route = rng.choice(self._pods[pod].service.routes)
-        path = route
-        while "{id}" in path:
-            path = path.replace("{id}", str(rng.randrange(1, 100_000)), 1)
-        codes, weights = zip(*STATUS_CODES, strict=True)
-        return Call(method, route, path, rng.choices(codes, weights)[0])
+        return random_call(self._rng, self._pods[pod].service)
 
     def _unique_id(self) -> bytes:
         """8 random bytes, never zero, unique within this request (span ids and id suffixes)."""
@@ -288,6 +257,61 @@ class RequestBuilder:
             if value != bytes(8) and value not in self._ids:
                 self._ids.add(value)
                 return value
+
+
+def random_call(rng: random.Random, service: Service) -> Call:
+    """A call to one of `service`'s routes, its parameters filled in, with a drawn status."""
+    method, route = rng.choice(service.routes)
+    path = route
+    while "{id}" in path:
+        path = path.replace("{id}", str(rng.randrange(1, 100_000)), 1)
+    codes, weights = zip(*STATUS_CODES, strict=True)
+    return Call(method, route, path, rng.choices(codes, weights)[0])
+
+
+def client_attributes(source: Pod, target: Pod, call: Call) -> list[KeyValue]:
+    """An SDK's HTTP CLIENT span of `source` calling `target`."""
+    address = target.service.address
+    return [
+        kv("http.request.method", call.method),
+        kv("url.full", f"http://{address}:8080{call.path}"),
+        kv("url.template", call.route),
+        kv("server.address", address),
+        kv("server.port", 8080),
+        kv("http.response.status_code", call.status),
+        kv("network.protocol.version", target.service.protocol),
+        kv("network.peer.address", target.ip),
+        kv("network.peer.port", 8080),
+        kv("user_agent.original", source.user_agent),
+    ]
+
+
+def server_attributes(
+    service: Service, call: Call, user_agent: str, client_ip: str
+) -> list[KeyValue]:
+    """An SDK's HTTP SERVER span of `service` serving `call`."""
+    return [
+        kv("http.request.method", call.method),
+        kv("http.route", call.route),
+        kv("http.response.status_code", call.status),
+        kv("url.path", call.path),
+        kv("url.scheme", "http"),
+        kv("server.address", service.address),
+        kv("server.port", 8080),
+        kv("network.protocol.version", service.protocol),
+        kv("user_agent.original", user_agent),
+        kv("client.address", client_ip),
+    ]
+
+
+def client_status(code: int) -> Status:
+    """Client spans fail on 4xx too."""
+    return _status(code >= 400, UPSTREAM_ERROR if code == 503 else "")
+
+
+def server_status(code: int) -> Status:
+    """Server spans fail on 5xx only."""
+    return _status(code >= 500, "")
 
 
 def _status(failed: bool, message: str) -> Status:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bench.templates import WORKLOADS
 from harness.argtypes import non_negative, positive
 from harness.postgres import MACHINE_POSTGRES
 
@@ -18,6 +19,7 @@ class Options:
     warmup: int
     connections: int
     spans_per_request: int
+    workload: str
     ceiling_seconds: int
     database_url: str | None
     embedded: bool
@@ -34,6 +36,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     add("--warmup", type=non_negative, default=5, help="uncounted load first (%(default)s s)")
     add("--connections", type=positive, default=8, help="keep-alive connections (%(default)s)")
     add("--spans-per-request", type=positive, default=1000, help="spans per request (%(default)s)")
+    add(
+        "--workload",
+        choices=WORKLOADS,
+        default="sdk",
+        help="sdk: SDK-instrumented services; proxy: Istio sidecars, gateway and Linkerd "
+        "proxies around SDK apps, each emitter in requests of its own (%(default)s)",
+    )
     add("--ceiling-seconds", type=positive, default=25, help="COPY ceiling run (%(default)s s)")
     add(
         "--database-url",
@@ -53,6 +62,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         warmup=args.warmup,
         connections=args.connections,
         spans_per_request=args.spans_per_request,
+        workload=args.workload,
         ceiling_seconds=args.ceiling_seconds,
         database_url=args.database_url,
         embedded=args.embedded,

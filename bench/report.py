@@ -18,10 +18,9 @@ from bench.ceiling import Ceiling, templates_per_batch
 from bench.database import redacted, server_version
 from bench.http_run import Usage
 from bench.loadgen import LoadStats
-from bench.mesh import SPANS_PER_TRACE
 from bench.options import Options
 from bench.server import server_overrides
-from bench.templates import Template
+from bench.templates import TemplateSet
 from harness.repo import REPO
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -90,7 +89,7 @@ def cpu_percent(
 
 def make_report(
     options: Options,
-    templates: Sequence[Template],
+    workload: TemplateSet,
     url: str,
     stats: LoadStats,
     usage: Usage,
@@ -102,15 +101,18 @@ def make_report(
     mean = acknowledged / stats.seconds
     final = stats.per_second[-FINAL_SECONDS:]
     per_span_us = 1e6 * usage.server_cpu_seconds / acknowledged if acknowledged else math.nan
+    templates = workload.templates
     return Report(
         config={
+            "workload": workload.name,
             "seconds": options.seconds,
             "warmup_seconds": options.warmup,
             "connections": options.connections,
             "spans_per_request": options.spans_per_request,
-            "request_bytes": len(templates[0].body),
+            "mean_spans_per_request": round(workload.spans / len(templates), 1),
+            "request_bytes": round(sum(len(t.body) for t in templates) / len(templates)),
             "templates": len(templates),
-            "spans_per_trace": SPANS_PER_TRACE,
+            "spans_per_trace": round(workload.spans / workload.traces, 1),
             "ceiling_seconds": options.ceiling_seconds,
             "ceiling_writers": ceiling.writers,
             "server_settings": server_overrides(),
@@ -208,7 +210,8 @@ def summary(report: Report) -> str:
     rate, latency, server = report.acknowledged_spans_per_second, report.latency_ms, report.server
     cpu, ceiling = report.cpu_percent, report.ceiling
     lines = [
-        f"ingest benchmark (OTLP/HTTP protobuf, {c['spans_per_request']} spans/request, "
+        f"ingest benchmark ({c['workload']} workload, OTLP/HTTP protobuf, "
+        f"{c['mean_spans_per_request']:,.0f} spans/request on average, "
         f"{c['connections']} connections, {c['seconds']} s)",
         f"acknowledged spans/s   median {rate['median']:,.0f}   mean {rate['mean']:,.0f}   "
         f"last {rate['final_seconds']} s {rate['final_mean']:,.0f}",

@@ -39,8 +39,8 @@ class SteadyLoad:
 
     def start(self) -> None:
         self._tasks = [
-            asyncio.create_task(self.generator.connection(n))
-            for n in range(self._options.connections)
+            asyncio.create_task(self.generator.connection())
+            for _ in range(self._options.connections)
         ]
         self._tasks.append(asyncio.create_task(self._retime()))
 

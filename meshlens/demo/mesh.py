@@ -2,8 +2,9 @@
 
 A `Mesh` is plain frozen data: services serving HTTP operations, each operation's own latency
 and errors and the steps it takes (calls to other services, database queries, calls to an
-external API, messages to a queue), the consumers of the queue, and what to look for. `topology`
-declares the demo's mesh in these terms; `traffic` turns it into spans.
+external API, messages to a queue), the consumers of the queue, the proxy in front of each
+service (an Istio sidecar, a Linkerd proxy, or none), the ingress gateway, and what to look
+for. `topology` declares the demo's mesh in these terms; `traffic` turns it into spans.
 
 Latencies are lognormal: `Latency(median_ms, sigma)`; an operation's own latency is its work
 outside its calls.
@@ -102,15 +103,41 @@ class Version:
     extra_utilization: float = 0.0
 
 
+ISTIO, LINKERD = "istio", "linkerd"
+
+
 @dataclass(frozen=True)
 class Service:
-    """An instrumented workload."""
+    """An instrumented workload, and the mesh proxy in front of it."""
 
     name: str
     operations: Mapping[str, Operation]
     versions: tuple[Version, ...]
     utilization: float  # typical CPU limit utilization of its pods, in [0, 1]
-    sidecar: bool = True  # False: no mesh proxy, its connections are plaintext
+    proxy: str | None = ISTIO  # ISTIO, LINKERD, or None: no proxy, its connections are plaintext
+    unreachable_rate: float = 0.0  # calls to it its caller's sidecar cannot deliver (UF, UH)
+
+    @property
+    def sidecar(self) -> bool:
+        """Whether a mesh proxy fronts it."""
+        return self.proxy is not None
+
+    def mutual_tls_with(self, other: Service) -> bool:
+        """Whether calls between the two are mutual TLS: proxies of the same mesh at both ends."""
+        return self.proxy is not None and self.proxy == other.proxy
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """The Istio ingress gateway every request of the virtual client `user` enters through.
+
+    A VirtualService on `host` routes the prefix `path_prefix` to the entry service.
+    """
+
+    name: str  # its app label and canonical service: istio-ingressgateway
+    namespace: str
+    host: str  # the public host name
+    path_prefix: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +172,7 @@ class Mesh:
     database_namespace: str
     broker: str  # server.address of the broker: its node's name
     broker_system: str
+    gateway: Gateway | None = None
     highlights: tuple[Highlight, ...] = field(default=())
 
     def consumer_of(self, topic: str) -> Consumer | None:
@@ -163,14 +191,24 @@ class Mesh:
         return sorted(hosts)
 
     def plaintext_edges(self) -> list[tuple[str, str]]:
-        """(caller, callee) of the service calls without TLS: one side has no sidecar."""
+        """(caller, callee) of the service calls without TLS: one side has no mesh proxy."""
         return sorted(
             {
-                (caller.name, step.service)
-                for caller in self.services.values()
-                for operation in caller.operations.values()
-                for step in operation.steps
-                if isinstance(step, ServiceCall)
-                and not (caller.sidecar and self.services[step.service].sidecar)
+                (caller, call.service)
+                for caller, call in self.calls()
+                if not self.services[caller].mutual_tls_with(self.services[call.service])
             }
         )
+
+    def calls(self) -> list[tuple[str, ServiceCall]]:
+        """(caller, call) of every call between services, the consumers' included."""
+        steps = [
+            (service.name, step)
+            for service in self.services.values()
+            for operation in service.operations.values()
+            for step in operation.steps
+        ]
+        steps += [
+            (consumer.service, step) for consumer in self.consumers for step in consumer.steps
+        ]
+        return [(caller, step) for caller, step in steps if isinstance(step, ServiceCall)]

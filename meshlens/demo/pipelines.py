@@ -1,4 +1,5 @@
-"""One OpenTelemetry SDK pipeline per simulated workload, exporting to meshlens over OTLP/HTTP.
+"""One OpenTelemetry SDK pipeline per simulated workload and per proxy, exporting to meshlens
+over OTLP/HTTP.
 
 Each workload (a service at a version) is its own process in a real mesh, so here it has its
 own `Resource` (service.name, service.version, Kubernetes attributes), its own
@@ -6,11 +7,15 @@ own `Resource` (service.name, service.version, Kubernetes attributes), its own
 `MeterProvider` whose observable gauge reports the workload's CPU utilization through an
 `OTLPMetricExporter`. Backfilled utilization points (the past has no live reader) are built as
 SDK `MetricsData` and sent through an `OTLPMetricExporter` as well.
+
+Each proxy (an Istio sidecar, a linkerd2-proxy, the ingress gateway) exports on its own too,
+with the resource the proxy sends (`envoy_spans.resource`, `LinkerdProxy.resource`): a
+`BatchSpanProcessor` and `OTLPSpanExporter` of its own, fed finished spans (`hops`), so a
+sidecar's spans and its app's never share an export request.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,7 +42,10 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Tracer
 
+from meshlens.demo import envoy_spans
+from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.mesh import Mesh, Service, Version
+from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of
 from meshlens.demo.topology import NAMESPACE
 from meshlens.demo.utilization import UtilizationModel
 
@@ -100,14 +108,11 @@ class Workload:
     @property
     def deployment(self) -> str:
         """`reviews-v2` when the service runs several versions, else the service name."""
-        if len(self.service.versions) == 1:
-            return self.service.name
-        return f"{self.service.name}-{self.version.name}"
+        return deployment_of(self.service, self.version)
 
     def resource(self) -> Resource:
         """The SDK resource: who emits (service.name, service.version) and where it runs."""
-        digest = hashlib.sha256(self.deployment.encode()).hexdigest()
-        pod = f"{self.deployment}-{digest[:9]}-{digest[9:14]}"
+        pod = pod_of(self.service, self.version).name
         return Resource.create(
             {
                 "service.name": self.service.name,
@@ -121,6 +126,13 @@ class Workload:
                 "k8s.container.name": self.service.name,
             }
         )
+
+
+def proxy_resource(proxy: Proxy) -> Resource:
+    """The resource a proxy exports (no SDK defaults: a proxy is no OpenTelemetry SDK)."""
+    if isinstance(proxy, IstioProxy):
+        return Resource(envoy_spans.resource(proxy))
+    return Resource(proxy.resource())
 
 
 def workloads(mesh: Mesh) -> list[Workload]:
@@ -152,28 +164,38 @@ class Pipelines:
         self._meter_providers: list[MeterProvider] = []
         self._tracers: dict[tuple[str, str], Tracer] = {}
         for workload in self._workloads:
-            provider = self._tracer_provider(self._resources[workload.key])
+            provider = TracerProvider(
+                resource=self._resources[workload.key], sampler=ALWAYS_ON, shutdown_on_exit=False
+            )
+            provider.add_span_processor(self._span_processor())
             self._tracer_providers.append(provider)
             self._tracers[workload.key] = provider.get_tracer(SCOPE)
+        self._proxies = {
+            proxy: (proxy_resource(proxy), self._span_processor()) for proxy in all_proxies(mesh)
+        }
 
     def tracer(self, service: str, version: str) -> Tracer:
         """The tracer of a workload."""
         return self._tracers[(service, version)]
 
-    def _tracer_provider(self, resource: Resource) -> TracerProvider:
-        provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+    def proxy_resource(self, proxy: Proxy) -> Resource:
+        """The resource `proxy` exports its spans with."""
+        return self._proxies[proxy][0]
+
+    def send_proxy_span(self, proxy: Proxy, span: ReadableSpan) -> None:
+        """Queue a finished span of `proxy` for export with the proxy's other spans."""
+        self._proxies[proxy][1].on_end(span)
+
+    def _span_processor(self) -> BatchSpanProcessor:
         exporter = OTLPSpanExporter(
             endpoint=f"{self._endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_SECONDS
         )
-        provider.add_span_processor(
-            BatchSpanProcessor(
-                CountingExporter(exporter, self.counts),
-                max_queue_size=SPAN_QUEUE,
-                schedule_delay_millis=SPAN_DELAY_MS,
-                max_export_batch_size=SPAN_BATCH,
-            )
+        return BatchSpanProcessor(
+            CountingExporter(exporter, self.counts),
+            max_queue_size=SPAN_QUEUE,
+            schedule_delay_millis=SPAN_DELAY_MS,
+            max_export_batch_size=SPAN_BATCH,
         )
-        return provider
 
     def start_gauges(self) -> None:
         """Start reporting live utilization (every 10 s) through each workload's MeterProvider."""
@@ -247,20 +269,29 @@ class Pipelines:
 
     def flush(self) -> None:
         """Export every span ended so far (blocks until the exports are answered)."""
-        _in_parallel(lambda p: p.force_flush(), self._tracer_providers)
+        _in_parallel(lambda p: p.force_flush(), [*self._tracer_providers, *self._processors()])
 
     def shutdown(self) -> None:
         """Export what is left and stop every pipeline, all at once (a dead endpoint costs
         one export timeout, not one per workload)."""
-        _in_parallel(lambda p: p.shutdown(), [*self._tracer_providers, *self._meter_providers])
+        pipelines: list[Pipeline] = [
+            *self._tracer_providers,
+            *self._meter_providers,
+            *self._processors(),
+        ]
+        _in_parallel(lambda p: p.shutdown(), pipelines)
         self._tracer_providers.clear()
         self._meter_providers.clear()
+        self._proxies.clear()
+
+    def _processors(self) -> list[BatchSpanProcessor]:
+        return [processor for _, processor in self._proxies.values()]
 
 
-def _in_parallel(
-    action: Callable[[TracerProvider | MeterProvider], object],
-    providers: Sequence[TracerProvider | MeterProvider],
-) -> None:
+Pipeline = TracerProvider | MeterProvider | BatchSpanProcessor
+
+
+def _in_parallel(action: Callable[[Pipeline], object], providers: Sequence[Pipeline]) -> None:
     threads = [
         threading.Thread(target=action, args=(p,), name="meshlens-demo-flush", daemon=True)
         for p in providers

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING
 
 from meshlens.demo.console import complain, say
 from meshlens.demo.endpoint import check_endpoint, dashboard_url, otlp_endpoint
-from meshlens.demo.mesh import Mesh
+from meshlens.demo.mesh import ISTIO, LINKERD, Mesh
 from meshlens.demo.options import DemoOptions
 from meshlens.demo.phases import backfill, stream
 from meshlens.demo.stop_signal import StopSignal
 from meshlens.demo.topology import shop
 from meshlens.demo.utilization import UtilizationModel, gauge_name
 from meshlens.settings import Settings
+
+MESH_NAMES = {ISTIO: "Istio sidecars", LINKERD: "Linkerd proxies"}
 
 if TYPE_CHECKING:
     from meshlens.demo.pipelines import Pipelines
@@ -50,7 +52,7 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
     _introduce(mesh, endpoint, dashboard_url(endpoint, settings), gauge)
     rng = random.Random(options.seed)
     pipelines = Pipelines(mesh, endpoint, gauge, UtilizationModel(options.seed))
-    traffic = Traffic(mesh, pipelines.tracer, rng)
+    traffic = Traffic(mesh, pipelines.tracer, pipelines, rng)
     with StopSignal() as stop:
         try:
             try:
@@ -80,6 +82,7 @@ def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> 
         f"  also: user (the client), {mesh.database} ({mesh.database_system} database), "
         f"{mesh.broker} ({mesh.broker_system} broker), {externals} (external API)"
     )
+    say(f"  proxies: {_proxies(mesh)}")
     say(f"  every call between services is mutual TLS except {plaintext}")
     say("  look for:")
     width = max(len(h.title) for h in mesh.highlights)
@@ -96,6 +99,25 @@ def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> 
         f"{window:g} s by default)"
     )
     say(f"  dashboard: {dashboard}")
+
+
+def _proxies(mesh: Mesh) -> str:
+    """Which mesh's proxy fronts which services, and the gateway."""
+    by_mesh: dict[str | None, list[str]] = {}
+    for service in mesh.services.values():
+        by_mesh.setdefault(service.proxy, []).append(service.name)
+    parts = [
+        f"{MESH_NAMES[proxy]} in front of {', '.join(by_mesh[proxy])}"
+        for proxy in (ISTIO, LINKERD)
+        if proxy in by_mesh
+    ]
+    if mesh.gateway is not None:
+        parts.append(
+            f"the Istio ingress gateway {mesh.gateway.name} in front of {mesh.entry_service}"
+        )
+    if None in by_mesh:
+        parts.append(f"none in front of {', '.join(by_mesh[None])}")
+    return "; ".join(parts)
 
 
 def _summary(traffic: Traffic, pipelines: Pipelines, endpoint: str) -> int:

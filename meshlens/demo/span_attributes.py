@@ -12,7 +12,7 @@ from __future__ import annotations
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from meshlens.demo.mesh import ExternalCall, Mesh, Operation, Query, Service
+from meshlens.demo.mesh import ISTIO, ExternalCall, Gateway, Mesh, Operation, Query, Service
 from meshlens.demo.topology import HTTP_PORT, NAMESPACE, TRUST_DOMAIN
 
 KAFKA_PORT = 9092
@@ -24,17 +24,17 @@ Attributes = dict[str, AttributeValue]
 # --- connections -----------------------------------------------------------------------
 
 
-def spiffe_id(workload: str) -> str:
+def spiffe_id(workload: str, namespace: str = NAMESPACE) -> str:
     """The mesh identity of a workload, as its certificate names it."""
-    return f"spiffe://{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/{workload}"
+    return f"spiffe://{TRUST_DOMAIN}/ns/{namespace}/sa/{workload}"
 
 
-def mutual_tls(client: str, server: str) -> Attributes:
+def mutual_tls(client: str, server: str, client_namespace: str = NAMESPACE) -> Attributes:
     """A connection over mutual TLS: the client presented its certificate."""
     return {
         "tls.established": True,
         "tls.protocol.version": "1.3",
-        "tls.client.subject": spiffe_id(client),
+        "tls.client.subject": spiffe_id(client, client_namespace),
         "tls.server.subject": spiffe_id(server),
     }
 
@@ -52,9 +52,17 @@ PLAINTEXT: Attributes = {"tls.established": False}
 
 
 def connection(caller: Service, callee: Service) -> Attributes:
-    """TLS of a call between two services: mutual through two sidecars, else none."""
-    if caller.sidecar and callee.sidecar:
+    """TLS of a call between two services: mutual through proxies of one mesh, else none."""
+    if caller.mutual_tls_with(callee):
         return mutual_tls(caller.name, callee.name)
+    return PLAINTEXT
+
+
+def from_gateway(gateway: Gateway, callee: Service) -> Attributes:
+    """TLS of the ingress gateway's call to `callee`: mutual when an Istio sidecar fronts it."""
+    if callee.proxy == ISTIO:
+        account = f"{gateway.name}-service-account"  # the istio/gateway chart's account
+        return mutual_tls(account, callee.name, gateway.namespace)
     return PLAINTEXT
 
 

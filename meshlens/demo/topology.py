@@ -1,13 +1,18 @@
 """The simulated mesh as data: a small web shop in the Kubernetes namespace `shop`.
 
-Twelve services call each other over HTTP through their sidecars (mutual TLS), except
-`shipping`, a legacy workload running without a sidecar: `checkout -> shipping` is the one
-plaintext edge. Around them, the nodes meshlens draws without their own telemetry: the
-virtual client `user` (root requests at `frontend`), the PostgreSQL database `postgres`, the
-Kafka broker `kafka` (topic `orders`, published by `checkout`, consumed by `email`) and the
-external API `api.stripe.com`, which `payments` calls over one-way TLS and which fails about
-15% of the time. `reviews` runs a canary: v2 takes 10% of its traffic and is slower and more
-error-prone than v1. `recommendations` runs hot (CPU near its limit).
+Thirteen services call each other over HTTP through their proxies (mutual TLS). Most run on
+Istio: an Envoy sidecar beside each pod, and the ingress gateway `istio-ingressgateway`
+(namespace `istio-system`) in front of `frontend`. The notification corner, `email` and
+`templates`, still runs on Linkerd (a linkerd2-proxy beside each pod). `shipping` is a legacy
+workload without a proxy: `checkout -> shipping` is the one plaintext edge. Around them, the
+nodes meshlens draws without their own telemetry: the virtual client `user` (root requests
+at the gateway), the PostgreSQL database `postgres`, the Kafka broker `kafka` (topic
+`orders`, published by `checkout`, consumed by `email`) and the external API
+`api.stripe.com`, which `payments` calls over one-way TLS and which fails about 15% of the
+time. `reviews` runs a canary: v2 takes 10% of its traffic (a VirtualService split between
+the subsets v1 and v2) and is slower and more error-prone than v1. `recommendations` runs
+hot (CPU near its limit) and its pods restart now and then: 2% of the calls to it fail in
+the caller's sidecar (UF, UH) and never reach it.
 
 Latencies are lognormal: `Latency(median_ms, sigma)`; an operation's own latency is its work
 outside its calls. Nothing here is random: `traffic` draws from these figures.
@@ -18,8 +23,11 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from meshlens.demo.mesh import (
+    ISTIO,
+    LINKERD,
     Consumer,
     ExternalCall,
+    Gateway,
     Highlight,
     Latency,
     Mesh,
@@ -42,10 +50,11 @@ def _service(
     utilization: float,
     versions: tuple[Version, ...],
     *,
-    sidecar: bool = True,
+    proxy: str | None = ISTIO,
+    unreachable_rate: float = 0.0,
 ) -> Service:
     by_name = MappingProxyType({operation.name: operation for operation in operations})
-    return Service(name, by_name, versions, utilization, sidecar)
+    return Service(name, by_name, versions, utilization, proxy, unreachable_rate)
 
 
 def _one(version: str) -> tuple[Version, ...]:
@@ -194,6 +203,7 @@ def shop() -> Mesh:
             ],
             0.85,
             _one("0.12.3"),
+            unreachable_rate=0.02,
         ),
         _service(
             "reviews",
@@ -213,7 +223,7 @@ def shop() -> Mesh:
                     "v2",
                     weight=0.1,
                     latency_factor=2.6,
-                    extra_error_rate=0.06,
+                    extra_error_rate=0.12,
                     extra_utilization=0.15,
                 ),
             ),
@@ -289,13 +299,15 @@ def shop() -> Mesh:
             [Operation("POST", "/api/quotes", Latency(14, 0.4), error_rate=0.002)],
             0.19,
             _one("0.9.8"),
-            sidecar=False,
+            proxy=None,
         ),
+        _service("email", [], 0.17, _one("1.0.4"), proxy=LINKERD),
         _service(
-            "email",
-            [],
-            0.17,
-            _one("1.0.4"),
+            "templates",
+            [Operation("POST", "/api/render", Latency(6, 0.4), error_rate=0.002)],
+            0.21,
+            _one("2.0.1"),
+            proxy=LINKERD,
         ),
     ]
     return Mesh(
@@ -313,8 +325,11 @@ def shop() -> Mesh:
             Consumer(
                 "email",
                 "orders",
-                Latency(25, 0.4),  # renders and queues the confirmation
-                steps=(Query("INSERT", "notifications", Latency(2, 0.5)),),
+                Latency(20, 0.4),  # queues the confirmation
+                steps=(
+                    ServiceCall("templates", "POST /api/render"),
+                    Query("INSERT", "notifications", Latency(2, 0.5)),
+                ),
             ),
         ),
         database="postgres",
@@ -322,6 +337,7 @@ def shop() -> Mesh:
         database_namespace=NAMESPACE,
         broker="kafka",
         broker_system="kafka",
+        gateway=Gateway("istio-ingressgateway", "istio-system", "shop.example.com", "/api"),
         highlights=(
             Highlight(
                 "canary",
@@ -332,6 +348,17 @@ def shop() -> Mesh:
                 "plaintext edge",
                 "checkout -> shipping: shipping runs without a sidecar; every other call "
                 "between services is mutual TLS (mTLS page)",
+            ),
+            Highlight(
+                "two meshes",
+                "Istio sidecars and the ingress gateway in front of most services (user -> "
+                "istio-ingressgateway -> frontend), Linkerd proxies in front of email and "
+                "templates (email -> templates)",
+            ),
+            Highlight(
+                "unreachable pods",
+                "2% of the calls to recommendations fail in the caller's sidecar (UF, UH) "
+                "before they reach it: errors on frontend -> recommendations",
             ),
             Highlight(
                 "failing dependency",

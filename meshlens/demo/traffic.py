@@ -2,9 +2,11 @@
 
 A request is worked out depth first with explicit times, so no span needs a real sleep: a
 SERVER span starts, its calls run one after another (or fan out together), then it ends. A
-call between services is a CLIENT span in the caller and a SERVER span in the callee whose
-parent is that CLIENT span (same trace), as a W3C `traceparent` header would carry it; the
-span context is passed explicitly (`context=`), so spans of different TracerProviders nest.
+call between services is a CLIENT span in the caller and a SERVER span in the callee, with
+the spans of the proxies on the way between them (`hops`: Istio sidecars, Linkerd proxies,
+the ingress gateway in front of every request), each the parent of the next, in one trace
+as a W3C `traceparent` header would carry it; the span context is passed explicitly
+(`context=`), so spans of different TracerProviders nest.
 A message to Kafka is a PRODUCER span (`create`) and a CLIENT span to the broker (`send`);
 the consumer polls the broker (CLIENT, `receive`) and processes the message in a CONSUMER
 span of a new trace, linked to the PRODUCER span. The spans' attributes come from
@@ -18,7 +20,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from opentelemetry.context import Context
 from opentelemetry.trace import (
@@ -33,6 +34,7 @@ from opentelemetry.trace import (
 )
 
 from meshlens.demo import span_attributes as attrs
+from meshlens.demo.hops import Answer, Hops, ProxyExport
 from meshlens.demo.mesh import (
     Consumer,
     ExternalCall,
@@ -49,33 +51,32 @@ from meshlens.demo.mesh import (
 from meshlens.demo.span_attributes import Attributes, set_http_status
 
 NANOS_PER_MS = 1_000_000
-HOP = Latency(0.35, 0.5)  # one way through two sidecars on a cluster network
 DATABASE_ERROR_RATE = 0.0005
 
 TracerFor = Callable[[str, str], Tracer]
 """The tracer of a workload: (service name, version name) -> its SDK tracer."""
 
 
-@dataclass(frozen=True)
-class Answer:
-    """How a call ended: when (unix ns) and with which HTTP status."""
-
-    end: int
-    status: int
-
-
 class Traffic:
     """Generates requests through the simulated mesh."""
 
-    def __init__(self, mesh: Mesh, tracer_for: TracerFor, rng: random.Random) -> None:
+    def __init__(
+        self, mesh: Mesh, tracer_for: TracerFor, proxies: ProxyExport, rng: random.Random
+    ) -> None:
         self.mesh = mesh
         self._tracer_for = tracer_for
+        self._hops = Hops(mesh, proxies, rng)
         self._rng = rng
         self._entry = mesh.services[mesh.entry_service]
         self._mix = [self._entry.operations[name] for name, _ in mesh.entry_mix]
         self._mix_weights = [weight for _, weight in mesh.entry_mix]
         self.requests = 0
-        self.spans = 0
+        self._app_spans = 0
+
+    @property
+    def spans(self) -> int:
+        """Spans emitted so far, the apps' and the proxies'."""
+        return self._app_spans + self._hops.spans
 
     # --- requests ---------------------------------------------------------------------
 
@@ -83,21 +84,32 @@ class Traffic:
         """One request of the virtual client `user`, arriving at the entry service."""
         operation = self._rng.choices(self._mix, self._mix_weights)[0]
         self.requests += 1
-        return self._serve(self._entry, operation, Context(), start_ns, None, self._path(operation))
+        entry, path = self._entry, self._path(operation)
+        version = self._version(entry)
+        return self._hops.enter(
+            entry,
+            version,
+            operation.method,
+            path,
+            start_ns,
+            lambda parent, at: self._serve(entry, version, operation, parent, at, None, path),
+        )
 
     def _serve(
         self,
         service: Service,
+        version: Version,
         operation: Operation,
         parent: Context,
         start: int,
         caller: Service | None,
         path: str,
     ) -> Answer:
-        version = self._version(service)
         attributes = attrs.served(operation, service, path)
         if caller is not None:
             attributes.update(attrs.connection(caller, service))
+        elif self.mesh.gateway is not None:  # the ingress gateway's Envoy called it
+            attributes.update(attrs.from_gateway(self.mesh.gateway, service))
         span = self._start(
             service, version, operation.name, parent, SpanKind.SERVER, start, attributes
         )
@@ -154,13 +166,23 @@ class Traffic:
         span = self._start(
             caller, version, operation.name, context, SpanKind.CLIENT, at, attributes
         )
-        served = self._serve(
-            callee, operation, set_span_in_context(span), at + self._hop(), caller, path
+        callee_version = self._version(callee)
+        answer = self._hops.call(
+            caller,
+            version,
+            callee,
+            callee_version,
+            operation.method,
+            path,
+            span.get_span_context(),
+            at,
+            lambda parent, start: self._serve(
+                callee, callee_version, operation, parent, start, caller, path
+            ),
         )
-        end = served.end + self._hop()
-        set_http_status(span, served.status, client=True)
-        span.end(end_time=end)
-        return Answer(end, served.status)
+        set_http_status(span, answer.status, client=True)
+        span.end(end_time=answer.end)
+        return answer
 
     def _query(
         self, caller: Service, version: Version, query: Query, context: Context, at: int
@@ -276,7 +298,7 @@ class Traffic:
         attributes: Attributes,
         links: list[Link] | None = None,
     ) -> Span:
-        self.spans += 1
+        self._app_spans += 1
         tracer = self._tracer_for(service.name, version.name)
         return tracer.start_span(
             name, context=context, kind=kind, attributes=attributes, links=links, start_time=at
@@ -300,9 +322,6 @@ class Traffic:
         """A lognormal draw, in nanoseconds."""
         ms = self._rng.lognormvariate(math.log(latency.median_ms * factor), latency.sigma)
         return max(1, int(ms * NANOS_PER_MS))
-
-    def _hop(self) -> int:
-        return self._latency(HOP)
 
     def _chance(self, probability: float) -> bool:
         if probability <= 0:

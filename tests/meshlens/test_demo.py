@@ -1,42 +1,43 @@
 """`meshlens demo` against a real `meshlens serve`: every promise of the simulated mesh shows up
-in the API (the graph, the canary, the plaintext edge, the failing dependency, saturation).
+in the API (the graph, the canary, the plaintext edge, the failing dependency, saturation), and
+each request is counted once although Istio sidecars, the ingress gateway and Linkerd proxies
+report it beside the apps; and what the demo exports, request by request, to a real HTTP
+server standing in for meshlens.
 
 The server pairs fast (3 s pairing window), so calls to the broker and the external API, which
-have no server half, become edges within seconds instead of minutes.
+have no server half, become edges within seconds instead of minutes. The shapes of the spans
+themselves are checked in `tests/meshlens/unit/test_demo_spans.py`.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 import queue
-import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Tracer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from harness.ports import free_port
 from harness.postgres import DatabaseFactory
 from harness.repo import REPO
 from harness.waiting import wait_until
-from meshlens.demo.arrivals import Arrivals
-from meshlens.demo.pipelines import workloads
-from meshlens.demo.topology import shop
-from meshlens.demo.traffic import Traffic
+from harness.webhook_sink import WebhookSink
 from tests.support import FAST_DERIVATION, RunningServer, running_server
 
 SERVICES = {
+    "istio-ingressgateway",
     "frontend",
     "auth",
     "catalog",
@@ -49,6 +50,7 @@ SERVICES = {
     "payments",
     "shipping",
     "email",
+    "templates",
 }
 VIRTUAL = {
     "user": "client",
@@ -85,8 +87,41 @@ def api(server: RunningServer, path: str) -> dict[str, Any]:
     return body
 
 
-def test_demo_fills_the_graph_with_everything_it_promises(fast_server: RunningServer) -> None:
-    flags = ["--endpoint", fast_server.otlp_http, "--backfill", "5", "--backfill-rate", "3"]
+@dataclass(frozen=True)
+class DemoRun:
+    """A finished demo run and the graph meshlens derived from it."""
+
+    output: str
+    requests: int  # requests of `user`, as the demo says it sent
+    graph: dict[str, Any]
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return {node["id"]: node for node in self.graph["nodes"]}
+
+    @property
+    def edges(self) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(edge["source"], edge["target"]): edge for edge in self.graph["edges"]}
+
+
+def _complete(graph: dict[str, Any], requests: int) -> bool:
+    """Every node and edge the demo promises is there, and every request of `user` counted."""
+    nodes = {node["id"]: node for node in graph["nodes"]}
+    edges = {(edge["source"], edge["target"]): edge for edge in graph["edges"]}
+    entry = [("user", "istio-ingressgateway"), ("istio-ingressgateway", "frontend")]
+    return (
+        set(nodes) >= SERVICES | set(VIRTUAL)
+        and ("payments", "api.stripe.com") in edges
+        and {("checkout", "kafka"), ("email", "kafka"), ("checkout", "email")} <= set(edges)
+        and {("email", "templates"), ("frontend", "recommendations"), *entry} <= set(edges)
+        and all(edges[key]["requests"] >= requests for key in entry)
+        and nodes["frontend"]["requests"] >= requests
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(fast_server: RunningServer) -> DemoRun:
+    flags = ["--endpoint", fast_server.otlp_http, "--backfill", "5", "--backfill-rate", "5"]
     result = subprocess.run(
         demo_command(*flags, "--rate", "10", "--duration", "2", "--seed", "1"),
         capture_output=True,
@@ -97,47 +132,38 @@ def test_demo_fills_the_graph_with_everything_it_promises(fast_server: RunningSe
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    output = result.stdout
-    assert fast_server.otlp_http in output
-    assert f"dashboard: {fast_server.web}/" in output
-    for promise in ("canary", "checkout -> shipping", "api.stripe.com", "recommendations"):
-        assert promise in output
-
-    def complete(graph: dict[str, Any]) -> bool:
-        nodes = {node["id"] for node in graph["nodes"]}
-        edges = {(edge["source"], edge["target"]) for edge in graph["edges"]}
-        return (
-            nodes >= SERVICES | set(VIRTUAL)
-            and ("payments", "api.stripe.com") in edges
-            and {("checkout", "kafka"), ("email", "kafka"), ("checkout", "email")} <= edges
-        )
-
+    match = re.search(r"meshlens demo: sent ([\d,]+) requests", result.stdout)
+    assert match is not None, result.stdout
+    requests = int(match[1].replace(",", ""))
     seen: list[dict[str, Any]] = []
 
     def whole_graph() -> dict[str, Any] | None:
         seen.append(api(fast_server, "graph"))
-        return seen[-1] if complete(seen[-1]) else None
+        return seen[-1] if _complete(seen[-1], requests) else None
 
     graph = wait_until(
         whole_graph, timeout=30, what=lambda: f"every promise in the graph: {seen[-1]}", every=0.5
     )
-    assert complete(graph), graph
-    types = {node["id"]: node["type"] for node in graph["nodes"]}
+    return DemoRun(result.stdout, requests, graph)
+
+
+def test_demo_fills_the_graph_with_everything_it_promises(
+    fast_server: RunningServer, demo_run: DemoRun
+) -> None:
+    output = demo_run.output
+    assert fast_server.otlp_http in output
+    assert f"dashboard: {fast_server.web}/" in output
+    for promise in ("canary", "checkout -> shipping", "api.stripe.com", "recommendations"):
+        assert promise in output
+    assert "Linkerd proxies in front of email, templates" in output
+    assert "Istio ingress gateway istio-ingressgateway in front of frontend" in output
+
+    types = {name: node["type"] for name, node in demo_run.nodes.items()}
     assert {name for name, kind in types.items() if kind == "service"} == SERVICES
     assert {name: types[name] for name in VIRTUAL} == VIRTUAL
-    edges = {(edge["source"], edge["target"]): edge for edge in graph["edges"]}
-
-    plaintext = [key for key, edge in edges.items() if edge["mtls"]["plaintext"] > 0]
-    assert plaintext == [("checkout", "shipping")]
-    assert edges[("checkout", "shipping")]["mtls"]["coverage"] == 0.0
-    between_services = [
-        edge
-        for key, edge in edges.items()
-        if edge["source_type"] == edge["target_type"] == "service" and key not in plaintext
-    ]
-    assert len(between_services) == 14
-    assert {edge["mtls"]["coverage"] for edge in between_services} == {1.0}
-    assert edges[("payments", "api.stripe.com")]["mtls"]["tls"] > 0  # one-way TLS outside
+    edges = demo_run.edges
+    # calls recommendations' pods never got (UF, UH) fail on the edge meant for them
+    assert edges[("frontend", "recommendations")]["errors"] > 0
 
     failing = edges[("payments", "api.stripe.com")]["error_rate"]
     others = [
@@ -146,9 +172,9 @@ def test_demo_fills_the_graph_with_everything_it_promises(fast_server: RunningSe
     assert 0.08 <= failing <= 0.3
     assert failing > 2 * max(others)
 
-    saturation = {
-        node["id"]: node["saturation"] for node in graph["nodes"] if node["id"] in SERVICES
-    }
+    workloads = SERVICES - {"istio-ingressgateway"}  # the gateway reports no utilization
+    saturation = {name: node["saturation"] for name, node in demo_run.nodes.items()}
+    saturation = {name: saturation[name] for name in workloads}
     assert all(value is not None and 0 < value <= 1 for value in saturation.values()), saturation
     assert max(saturation, key=lambda name: saturation[name]) == "recommendations"
     assert saturation["recommendations"] >= 0.75
@@ -159,6 +185,39 @@ def test_demo_fills_the_graph_with_everything_it_promises(fast_server: RunningSe
     assert 0.05 <= versions["v2"]["share"] <= 0.2
     assert versions["v2"]["error_rate"] > versions["v1"]["error_rate"]
     assert versions["v2"]["latency_ms"]["p50"] > versions["v1"]["latency_ms"]["p50"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="derivation counts a sidecar's span and its app's as two requests, and a Linkerd "
+    "hop's proxy legs as calls, until the lead's change to collector/derive lands (issue 12)",
+)
+def test_demo_requests_are_counted_once_through_the_proxies(demo_run: DemoRun) -> None:
+    """What Istio sidecars, the gateway and Linkerd proxies send beside the apps adds no
+    request, no node and no edge of its own."""
+    nodes, edges = demo_run.nodes, demo_run.edges
+    assert set(nodes) == SERVICES | set(VIRTUAL)  # no node for a proxy or a cluster name
+    assert not [key for key in edges if key[0] == key[1]]  # a proxy and its app are one hop
+    # every request of `user` once: at the gateway, on both its edges, into frontend
+    requests = demo_run.requests
+    assert edges[("user", "istio-ingressgateway")]["requests"] == requests
+    assert edges[("istio-ingressgateway", "frontend")]["requests"] == requests
+    assert nodes["istio-ingressgateway"]["requests"] == requests
+    assert nodes["frontend"]["requests"] == requests
+    # Linkerd's four spans per hop are one call, and templates serves only those calls
+    assert edges[("email", "templates")]["requests"] == nodes["templates"]["requests"] > 0
+
+    plaintext = [key for key, edge in edges.items() if edge["mtls"]["plaintext"] > 0]
+    assert plaintext == [("checkout", "shipping")]
+    assert edges[("checkout", "shipping")]["mtls"]["coverage"] == 0.0
+    between_services = [
+        edge
+        for key, edge in edges.items()
+        if edge["source_type"] == edge["target_type"] == "service" and key not in plaintext
+    ]
+    assert len(between_services) == 16  # gateway -> frontend and email -> templates too
+    assert {edge["mtls"]["coverage"] for edge in between_services} == {1.0}
+    assert edges[("payments", "api.stripe.com")]["mtls"]["tls"] > 0  # one-way TLS outside
 
 
 def test_demo_without_a_server_says_so_and_fails() -> None:
@@ -221,37 +280,56 @@ def test_ctrl_c_stops_the_demo_cleanly(fast_server: RunningServer, tmp_path: Pat
     assert "meshlens demo: sent" in output
 
 
-def _spans(seed: int) -> list[tuple[Any, ...]]:
-    """What the demo's traffic records for one seed, without ids."""
-    mesh = shop()
-    exporter = InMemorySpanExporter()
-    tracers: dict[tuple[str, str], Tracer] = {}
-    for workload in workloads(mesh):
-        provider = TracerProvider(resource=workload.resource(), shutdown_on_exit=False)
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracers[workload.key] = provider.get_tracer("test")
-    rng = random.Random(seed)
-    traffic = Traffic(mesh, lambda service, version: tracers[(service, version)], rng)
-    start = 1_700_000_000 * 1_000_000_000
-    for at in Arrivals(rng, 5.0, start).until(start + 20 * 1_000_000_000):
-        traffic.request(at)
-    return [
-        (
-            span.resource.attributes["service.name"],
-            span.resource.attributes["service.version"],
-            span.name,
-            span.kind,
-            span.start_time,
-            span.end_time,
-            dict(span.attributes or {}),
-            span.status.status_code,
+def _exports(sink: WebhookSink) -> list[ExportTraceServiceRequest]:
+    exports = []
+    for request in sink.requests:
+        if request.path != "/v1/traces" or not request.body:  # the reachability check is empty
+            continue
+        body = request.body
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        exports.append(ExportTraceServiceRequest.FromString(body))
+    return exports
+
+
+def test_every_proxy_and_every_app_exports_on_its_own() -> None:
+    """A sidecar and its app are two processes: they never share an export request, and a
+    proxy's export carries the proxy's resource (a real HTTP server records what is sent)."""
+    with WebhookSink() as sink:
+        flags = ("--backfill", "1", "--backfill-rate", "5", "--duration", "0", "--seed", "2")
+        result = subprocess.run(
+            demo_command("--endpoint", sink.base_url, *flags),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
+            env=demo_environment(),
         )
-        for span in exporter.get_finished_spans()
-    ]
-
-
-def test_a_seed_repeats_the_traffic() -> None:
-    first, again, other = _spans(7), _spans(7), _spans(8)
-    assert len(first) > 500
-    assert first == again
-    assert first != other
+    assert result.returncode == 0, result.stdout + result.stderr
+    emitters: dict[str, set[str]] = {}
+    for export in _exports(sink):
+        assert len(export.resource_spans) == 1  # one process, one resource
+        (resource_spans,) = export.resource_spans
+        resource = {kv.key: kv.value for kv in resource_spans.resource.attributes}
+        name = resource["service.name"].string_value
+        if (
+            "telemetry.sdk.name" in resource
+            and resource["telemetry.sdk.name"].string_value == "envoy"
+        ):
+            kind = "envoy"
+        elif name == "linkerd-proxy":
+            kind = "linkerd"
+            name = resource["linkerd.io/proxy-deployment"].string_value
+        else:
+            kind = resource["telemetry.sdk.language"].string_value
+        emitters.setdefault(kind, set()).add(name)
+        if kind != "python":  # proxies export spans with no instrumentation scope
+            assert [scope.scope.name for scope in resource_spans.scope_spans] == [""]
+    assert emitters["envoy"] >= {
+        "istio-ingressgateway.istio-system",
+        "frontend.shop",
+        "reviews.shop",
+    }
+    assert "shipping.shop" not in emitters["envoy"]  # no sidecar
+    assert emitters["linkerd"] == {"email", "templates"}
+    assert emitters["python"] >= {"frontend", "reviews", "shipping", "email", "templates"}

@@ -1,0 +1,90 @@
+"""Where the simulated workloads run, and the proxies beside them.
+
+Each workload (a service at a version) is one pod of one Deployment, named and addressed the
+way Kubernetes would (`reviews-v2-5f7c9b8d4-x7k2p`, `10.42.x.y`), from a hash of the
+deployment's name: the same every run. Its proxy (`proxy_of`) is an Istio sidecar, a
+linkerd2-proxy or nothing, as the service declares; the ingress gateway runs in a pod of its
+own. The proxies' span shapes are in `envoy_spans` and `linkerd_spans`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from meshlens.demo.envoy_spans import IstioProxy
+from meshlens.demo.linkerd_spans import LinkerdProxy
+from meshlens.demo.mesh import ISTIO, LINKERD, Gateway, Mesh, Service, Version
+from meshlens.demo.topology import NAMESPACE
+
+Proxy = IstioProxy | LinkerdProxy
+POD_STARTED_AT = 1_790_000_000  # unix seconds: when the proxies say their process started
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod of a Deployment."""
+
+    deployment: str
+    template_hash: str  # the ReplicaSet's pod-template-hash
+    name: str
+    ip: str
+
+
+def _pod(deployment: str) -> Pod:
+    digest = hashlib.sha256(deployment.encode()).digest()
+    template_hash = digest[:5].hex()[:9]
+    suffix = digest[5:10].hex()[:5]
+    ip = f"10.42.{digest[10] % 250 + 1}.{digest[11] % 250 + 2}"
+    return Pod(deployment, template_hash, f"{deployment}-{template_hash}-{suffix}", ip)
+
+
+def deployment_of(service: Service, version: Version) -> str:
+    """`reviews-v2` when the service runs several versions, else the service name."""
+    if len(service.versions) == 1:
+        return service.name
+    return f"{service.name}-{version.name}"
+
+
+def pod_of(service: Service, version: Version) -> Pod:
+    """The pod of a workload."""
+    return _pod(deployment_of(service, version))
+
+
+def proxy_of(service: Service, version: Version) -> Proxy | None:
+    """The proxy beside the workload's pod, if it has one."""
+    pod = pod_of(service, version)
+    if service.proxy == ISTIO:
+        return IstioProxy(service.name, NAMESPACE, pod.name, pod.ip, service.name, version.name)
+    if service.proxy == LINKERD:
+        return LinkerdProxy(
+            pod.deployment,
+            NAMESPACE,
+            pod.name,
+            pod.template_hash,
+            version.name,
+            pid=1,
+            started_at=POD_STARTED_AT,
+        )
+    return None
+
+
+def gateway_pod(gateway: Gateway) -> Pod:
+    return _pod(gateway.name)
+
+
+def gateway_proxy(gateway: Gateway) -> IstioProxy:
+    """The ingress gateway's Envoy (canonical revision `latest`: no version label)."""
+    pod = gateway_pod(gateway)
+    return IstioProxy(gateway.name, gateway.namespace, pod.name, pod.ip, gateway.name, router=True)
+
+
+def all_proxies(mesh: Mesh) -> list[Proxy]:
+    """Every proxy of the mesh: the gateway's, then each workload's."""
+    proxies: list[Proxy] = [gateway_proxy(mesh.gateway)] if mesh.gateway else []
+    for service in mesh.services.values():
+        for version in service.versions:
+            proxy = proxy_of(service, version)
+            if proxy is not None:
+                proxies.append(proxy)
+    return proxies
