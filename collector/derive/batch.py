@@ -94,6 +94,16 @@ class RollupSignals:
             self.mtls[state] += count
         self.unknown_rate += other.unknown_rate
 
+    def is_empty(self) -> bool:
+        """Whether nothing is left counted (all taken back)."""
+        return (
+            self.requests <= 0
+            and self.errors <= 0
+            and self.unknown_rate <= 0
+            and all(count <= 0 for count in self.mtls)
+            and all(count <= 0 for count in self.latency.counts.values())
+        )
+
     def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int]:
         """The signal columns of the rollup tables, in their order (`SIGNAL_COLUMNS`)."""
         keys, counts = self.latency.to_arrays()

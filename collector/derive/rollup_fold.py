@@ -68,6 +68,14 @@ class RollupFold:
         services = [k for k in self.signals if k[0] == "service"]
         edges = [k for k in self.signals if k[0] == "edge"]
         await self._merge_existing(conn, services, edges)
+        gone = [k for k in self.signals if self.signals[k].is_empty()]
+        if gone:  # every request of the row moved elsewhere: no row (no node of 0 requests)
+            services = [k for k in services if not self.signals[k].is_empty()]
+            edges = [k for k in edges if not self.signals[k].is_empty()]
+            for kind, delete in (("service", _DELETE_SERVICE), ("edge", _DELETE_EDGE)):
+                keys = [k for k in gone if k[0] == kind]
+                if keys:
+                    await conn.execute(delete, _columns_of(keys))
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 _UPSERT_SERVICE, [k[1:6] + self.signals[k].columns() for k in services]
@@ -160,6 +168,16 @@ _EXISTING_EDGE = f"""
     WHERE (resolution, bucket_unix, source, target, source_kind) IN (
         SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
     FOR UPDATE
+"""
+_DELETE_SERVICE = """
+    DELETE FROM service_rollups
+    WHERE (resolution, bucket_unix, service, operation, version) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
+"""
+_DELETE_EDGE = """
+    DELETE FROM edge_rollups
+    WHERE (resolution, bucket_unix, source, target, source_kind) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
 """
 _UPSERT_SERVICE = f"""
     INSERT INTO service_rollups (resolution, bucket_unix, service, operation, version,
