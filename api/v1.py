@@ -67,7 +67,6 @@ TypeParam = Annotated[
     str | None,
     Query(
         alias="type",
-        max_length=100,
         description="The node's type (service, database, messaging, external, client): a "
         "service and a virtual node may share a name. Default: the first node of the name by "
         "type (service, client, database, messaging, external, then others by name).",
