@@ -70,7 +70,7 @@ class Readings:
                 for service, version, signals in await self.versions(rule.window)
                 if all_match(rule.matchers, labels := {"service": service, "version": version})
             ]
-        return _graph_instances(rule, await self.graph(rule.window))
+        return graph_instances(rule, await self.graph(rule.window))
 
     async def _metric(self, rule: Rule) -> list[Instance]:
         assert rule.metric is not None
@@ -118,7 +118,7 @@ def _aggregate(how: str, points: list[tuple[int, float]]) -> float | None:
     return float(reducers[how](values))
 
 
-def _graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
+def graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
     """The rule's instances in `graph` that meet its matchers (values only for those)."""
     if rule.scope is Scope.EDGE:  # labelled by names: the edges between two names are one
         between: dict[tuple[str, str], list[Edge]] = defaultdict(list)

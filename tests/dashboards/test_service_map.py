@@ -593,3 +593,63 @@ def test_figure_is_json_and_deterministic() -> None:
     assert names == ["service", "database", "messaging", "client"]
     assert sum(len(t["x"]) for t in traces(big, "nodes:")) == len(big_mesh.nodes)
     orjson.dumps(big)
+
+
+# --- a service and a virtual node of one name ---------------------------------------------------
+
+
+def same_name() -> Graph:
+    """cart calls the service `redis` (a proxy) and the database `redis`; checkout calls the
+    service only."""
+    to_service = Edge("cart", "service", "redis", "service", ("traces",), signals(600))
+    to_database = Edge("cart", "service", "redis", "database", ("traces",), signals(60, 6))
+    from_checkout = Edge("checkout", "service", "redis", "service", ("traces",), signals(6))
+    nodes = [
+        Node("cart", "service", signals(0), "inbound-edges"),
+        Node("checkout", "service", signals(0), "inbound-edges"),
+        Node("redis", "service", signals(606), "entry-spans"),
+        Node("redis", "database", signals(60, 6), "inbound-edges"),
+    ]
+    return Graph(nodes=nodes, edges=[to_service, to_database, from_checkout])
+
+
+def test_a_service_and_a_database_of_one_name_are_two_points() -> None:
+    g = same_name()
+    positions = layered_positions(g)
+    assert set(positions) == {n.key for n in g.nodes}
+    assert len(set(positions.values())) == 4
+    figure = map_figure(g, query="?window=15m")
+    points = sorted(
+        (t["uid"], t["x"][n], t["y"][n], t["customdata"][n])
+        for t in traces(figure, "nodes:")
+        for n in range(len(t["x"]))
+    )
+    service, database = positions["redis", "service"], positions["redis", "database"]
+    assert [p for p in points if p[3] is None or "redis" in p[3]] == sorted(
+        [
+            ("nodes:service", *service, "/services/redis?window=15m"),
+            ("nodes:database", *database, None),
+        ]
+    )
+    tips = sorted(
+        (x, y)
+        for t in traces(figure, "arrows:")
+        for x, y, size in zip(t["x"], t["y"], t["marker"]["size"], strict=True)
+        if size > 0
+    )
+    assert tips == sorted([service, database, service])
+    hovers = [text for t in traces(figure, "nodes:database") for text in t["hovertext"]]
+    assert hovers[0].startswith("<b>redis</b><br>database<br>")
+    assert "60 requests" in hovers[0]
+
+
+def test_focus_on_a_shared_name_is_the_service() -> None:
+    g = same_name()
+    shown = focus(g, "redis", 1)
+    assert [n.key for n in shown.nodes] == [
+        ("cart", "service"),
+        ("checkout", "service"),
+        ("redis", "service"),
+    ]
+    assert [e.target_type for e in shown.edges] == ["service", "service"]
+    assert {n.key for n in focus(g, "redis", 2).nodes} == {n.key for n in g.nodes}
