@@ -127,8 +127,8 @@ async def service(
 async def mtls(conn: AsyncConnection, when: TimeRange) -> Context:
     summary = await queries.mtls(conn, when.series)
     by_service: dict[NodeKey, list[Mtls]] = {}
-    for (_, _, *target), states in summary.edge_points.items():
-        merged = by_service.setdefault((target[0], target[1]), [Mtls() for _ in states])
+    for (_, _, target, target_type), states in summary.edge_points.items():
+        merged = by_service.setdefault((target, target_type), [Mtls() for _ in states])
         for total, state in zip(merged, states, strict=True):
             total.merge(state)
     busiest = sorted(by_service, key=lambda key: -sum(_known(m) for m in by_service[key]))
