@@ -156,6 +156,12 @@ def test_the_pages_draw_both(server: RunningServer) -> None:
         assert "type-tag" not in service.text.split("</h1>")[0]
         assert f"{REQUESTS} requests" in service.text
         assert web.get("/services/redis", params={"type": "messaging"}).status_code == 404
+        mtls = web.get("/mtls")
+        assert mtls.status_code == 200
+        coverage = mtls.text.split('id="service-coverage-table"')[1].split("</table>")[0]
+        assert coverage.count('data-value="redis"') == 2
+        assert coverage.count('<span class="type-tag">database</span>') == 1
+        assert "database:redis" in mtls.text  # the coverage line of the database
 
 
 def test_the_map_in_a_browser(server: RunningServer, request: pytest.FixtureRequest) -> None:
