@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from alerting.model import Rule, Scope, Signal, all_match
 from meshlens.read import queries
 from meshlens.read.metric_queries import metric_points
-from meshlens.read.results import Edge, Graph, Mtls, Signals
+from meshlens.read.results import Edge, Graph, Mtls, NodeKey, Signals
 from meshlens.read.windows import Window, window_for
 from meshlens.timeunits import NANOS_PER_SECOND
 
@@ -70,7 +70,7 @@ class Readings:
                 for service, version, signals in await self.versions(rule.window)
                 if all_match(rule.matchers, labels := {"service": service, "version": version})
             ]
-        return _graph_instances(rule, await self.graph(rule.window))
+        return graph_instances(rule, await self.graph(rule.window))
 
     async def _metric(self, rule: Rule) -> list[Instance]:
         assert rule.metric is not None
@@ -118,13 +118,16 @@ def _aggregate(how: str, points: list[tuple[int, float]]) -> float | None:
     return float(reducers[how](values))
 
 
-def _graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
+def graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
     """The rule's instances in `graph` that meet its matchers (values only for those)."""
-    if rule.scope is Scope.EDGE:
+    if rule.scope is Scope.EDGE:  # labelled by names: the edges between two names are one
+        between: dict[tuple[str, str], list[Edge]] = defaultdict(list)
+        for e in graph.edges:  # a service and a virtual node may share a name (two edges)
+            between[e.source, e.target].append(e)
         return [
-            _instance(rule, labels, e.signals, [e])
-            for e in graph.edges
-            if all_match(rule.matchers, labels := {"source": e.source, "target": e.target})
+            _instance(rule, labels, _summed(edges), edges)
+            for (source, target), edges in between.items()
+            if all_match(rule.matchers, labels := {"source": source, "target": target})
         ]
     if rule.scope is Scope.SERVICE:
         chosen = [
@@ -132,15 +135,25 @@ def _graph_instances(rule: Rule, graph: Graph) -> list[Instance]:
             for node in graph.nodes
             if node.type == "service" and all_match(rule.matchers, {"service": node.name})
         ]
-        inbound: dict[str, list[Edge]] = defaultdict(list)
+        inbound: dict[NodeKey, list[Edge]] = defaultdict(list)
         if rule.signal is Signal.PLAINTEXT_EDGES:
             for edge in graph.edges:
-                inbound[edge.target].append(edge)
+                inbound[edge.target_key].append(edge)
         return [
-            _instance(rule, {"service": node.name}, node.signals, inbound[node.name])
+            _instance(rule, {"service": node.name}, node.signals, inbound[node.key])
             for node in chosen
         ]
     return [_mesh(rule, graph)] if all_match(rule.matchers, {}) else []
+
+
+def _summed(edges: list[Edge]) -> Signals:
+    """The signals of `edges` (of one window) added up; one edge's own."""
+    if len(edges) == 1:
+        return edges[0].signals
+    total = Signals(seconds=edges[0].signals.seconds)
+    for edge in edges:
+        total.merge(edge.signals)
+    return total
 
 
 def _mesh(rule: Rule, graph: Graph) -> Instance:

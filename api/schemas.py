@@ -1,6 +1,9 @@
 """Response models of the JSON API (`/api/v1`): the contract, documented field by field.
 
 Built from the query layer's dataclasses (`meshlens.read.results`) by the `from_*` functions below.
+
+A node is its name and its type (`NODE_IDENTITY`): a service `redis` and a database `redis` (a
+client span with `db.system=redis`, `server.address=redis`) are two nodes, each with its edges.
 """
 
 from __future__ import annotations
@@ -77,16 +80,32 @@ class ServicesResponse(BaseModel):
     services: list[ServiceModel] = Field(description="Services with requests, by name.")
 
 
+NODE_IDENTITY = (
+    "A node is its name and its type: a service and a virtual node (or two virtual nodes of "
+    "different types) may share a name and are then two nodes, with edges of their own."
+)
+NODE_TYPES = "service, database, messaging, external or client."
+
+
 class NodeModel(NodeSignals):
-    id: str = Field(description="Node name (a service, or a virtual node's name).")
-    type: str = Field(description="service, database, messaging, external or client.")
+    id: str = Field(
+        description="Unique among the answer's nodes: the node's name, unless several nodes of "
+        "the answer have that name; then the first of them by type (service, client, database, "
+        "messaging, external, then others by name) keeps the name as id and each other one has "
+        "`<type>:<name>` (e.g. `database:redis` beside the service `redis`). "
+        "Edges refer to it as `source_id` and `target_id`. " + NODE_IDENTITY
+    )
+    name: str = Field(description="Node name (a service, or a virtual node's name).")
+    type: str = Field(description=NODE_TYPES)
 
 
 class EdgeModel(SignalFields):
-    source: str = Field(description="Calling node id.")
-    source_type: str = Field(description="Type of the calling node.")
-    target: str = Field(description="Called node id.")
-    target_type: str = Field(description="Type of the called node.")
+    source: str = Field(
+        description="Calling node's name; with `source_type`, the calling node. " + NODE_IDENTITY
+    )
+    source_type: str = Field(description="Type of the calling node: " + NODE_TYPES)
+    target: str = Field(description="Called node's name; with `target_type`, the called node.")
+    target_type: str = Field(description="Type of the called node: " + NODE_TYPES)
     mtls: MtlsCounts
     sources: list[str] = Field(
         description="Where the edge is seen: `mesh-metrics` and/or `traces` (sorted). With "
@@ -98,10 +117,23 @@ class EdgeModel(SignalFields):
     )
 
 
+class GraphEdgeModel(EdgeModel):
+    source_id: str = Field(
+        description="`id` of the calling node in `nodes` (its name when no other node of the "
+        "graph has that name)."
+    )
+    target_id: str = Field(description="`id` of the called node in `nodes`.")
+
+
 class GraphResponse(BaseModel):
     window: WindowModel
-    nodes: list[NodeModel] = Field(description="Every node of an edge or with requests, by id.")
-    edges: list[EdgeModel] = Field(description="Edges by source, then target.")
+    nodes: list[NodeModel] = Field(
+        description="Every node of an edge or with requests, by name, then type (service, "
+        "client, database, messaging, external, then others)."
+    )
+    edges: list[GraphEdgeModel] = Field(
+        description="Edges by source, then target (then their types, as nodes)."
+    )
 
 
 class OperationModel(SignalFields):
@@ -117,9 +149,16 @@ class VersionModel(SignalFields):
 class ServiceDetailResponse(NodeSignals):
     window: WindowModel
     name: str = Field(description="Node name.")
-    type: str = Field(description="service, database, messaging, external or client.")
-    upstream: list[EdgeModel] = Field(description="Edges into this node (target = name).")
-    downstream: list[EdgeModel] = Field(description="Edges out of this node (source = name).")
+    type: str = Field(
+        description=NODE_TYPES + " The node asked for with `type`, else the first node of the "
+        "name by type (the service, when there is one)."
+    )
+    upstream: list[EdgeModel] = Field(
+        description="Edges into this node (target = name, target_type = type)."
+    )
+    downstream: list[EdgeModel] = Field(
+        description="Edges out of this node (source = name, source_type = type)."
+    )
     operations: list[OperationModel] = Field(description="Per operation, most requests first.")
     versions: list[VersionModel] = Field(description="Per version, most requests first.")
 
@@ -137,6 +176,7 @@ class PointModel(SignalFields):
 class SeriesResponse(BaseModel):
     window: WindowModel
     name: str
+    type: str = Field(description="The node's type (as in the service's answer).")
     step_seconds: int = Field(description="Point spacing; points align to multiples of it.")
     signals_from: str = Field(description="`entry-spans` or `inbound-edges`.")
     points: list[PointModel]
@@ -238,13 +278,25 @@ def services_response(window: Window, nodes: list[results.Node]) -> ServicesResp
 
 
 def graph_response(window: Window, graph: results.Graph) -> GraphResponse:
+    ids = graph.node_ids()
     return GraphResponse(
         window=window_model(window),
         nodes=[
-            NodeModel.model_validate({**node_fields(n), "id": n.name, "type": n.type})
+            NodeModel.model_validate(
+                {**node_fields(n), "id": ids[n.key], "name": n.name, "type": n.type}
+            )
             for n in graph.nodes
         ],
-        edges=[edge_model(edge) for edge in graph.edges],
+        edges=[
+            GraphEdgeModel.model_validate(
+                {
+                    **edge_fields(edge),
+                    "source_id": ids[edge.source_key],
+                    "target_id": ids[edge.target_key],
+                }
+            )
+            for edge in graph.edges
+        ],
     )
 
 
@@ -286,6 +338,7 @@ def series_response(result: results.ServiceSeries) -> SeriesResponse:
     return SeriesResponse(
         window=window_model(result.series.window),
         name=result.node_name,
+        type=result.node_type,
         step_seconds=result.series.step_seconds,
         signals_from=result.signals_from,
         points=points,

@@ -28,7 +28,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 _NAMED_ERRORS: dict[int | str, dict[str, object]] = {
     **_ERRORS,
-    404: {"model": s.ErrorResponse, "description": "No rollup row ever named this service."},
+    404: {
+        "model": s.ErrorResponse,
+        "description": "No rollup row ever named this service (of this `type`, if given).",
+    },
 }
 
 router = APIRouter(prefix="/api/v1", tags=["api"], responses=_ERRORS)
@@ -56,6 +59,18 @@ StepParam = Annotated[
         "Points align to multiples of the step. Default: the finest of 1m, 5m, 1h, 6h, 1d "
         "giving at most 120 points.",
         examples=["1m"],
+    ),
+]
+
+
+TypeParam = Annotated[
+    str | None,
+    Query(
+        alias="type",
+        description="The node's type (service, database, messaging, external, client): a "
+        "service and a virtual node may share a name. Default: the first node of the name by "
+        "type (service, client, database, messaging, external, then others by name).",
+        examples=["database"],
     ),
 ]
 
@@ -108,17 +123,19 @@ async def get_service_series(
     window: WindowParam = None,
     end: EndParam = None,
     step: StepParam = None,
+    node_type: TypeParam = None,
 ) -> s.SeriesResponse | JSONResponse:
     tail = _raw_tail(request)
     if tail is not None and not tail.endswith("/series"):  # a name ending in an encoded /series
-        detail = await get_service(request, name, window, end)
+        detail = await get_service(request, name, window, end, node_type)
         return JSONResponse(detail.model_dump(mode="json"))
     name = _checked_name(unquote(tail.removesuffix("/series")) if tail is not None else name)
+    wanted = _checked_type(name, node_type)
     series = _series(_window(request, window, end), step)
     async with snapshot(request) as conn:
-        result = await queries.service_series(conn, series, name)
+        result = await queries.service_series(conn, series, name, wanted)
     if result is None:
-        raise _unknown(name)
+        raise _unknown(name, wanted)
     return s.series_response(result)
 
 
@@ -128,15 +145,20 @@ async def get_service_series(
     responses=_NAMED_ERRORS,
 )
 async def get_service(
-    request: Request, name: str, window: WindowParam = None, end: EndParam = None
+    request: Request,
+    name: str,
+    window: WindowParam = None,
+    end: EndParam = None,
+    node_type: TypeParam = None,
 ) -> s.ServiceDetailResponse:
     tail = _raw_tail(request)
     name = _checked_name(unquote(tail) if tail is not None else name)
+    wanted = _checked_type(name, node_type)
     span = _window(request, window, end)
     async with snapshot(request) as conn:
-        detail = await queries.service_detail(conn, span, name)
+        detail = await queries.service_detail(conn, span, name, wanted)
     if detail is None:
-        raise _unknown(name)
+        raise _unknown(name, wanted)
     return s.detail_response(span, detail)
 
 
@@ -175,6 +197,15 @@ def _checked_name(name: str) -> str:
     return name
 
 
+def _checked_type(name: str, node_type: str | None) -> str | None:
+    """The type asked for (None: any); one PostgreSQL cannot hold is of no node (404)."""
+    if node_type is None or not node_type.strip():
+        return None
+    if "\x00" in node_type or _has_surrogate(node_type):
+        raise _unknown(name, node_type)
+    return node_type.strip()
+
+
 def _has_surrogate(name: str) -> bool:
     try:
         name.encode("utf-8")
@@ -183,6 +214,8 @@ def _has_surrogate(name: str) -> bool:
     return False
 
 
-def _unknown(name: str) -> ApiError:
+def _unknown(name: str, node_type: str | None = None) -> ApiError:
     shown = name if len(name) <= 200 else f"{name[:200]}..."
-    return ApiError(404, f"no service or node named {shown!r} in any rollup")
+    if node_type is None:
+        return ApiError(404, f"no service or node named {shown!r} in any rollup")
+    return ApiError(404, f"no node named {shown!r} of type {node_type[:100]!r} in any rollup")

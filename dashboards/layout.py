@@ -20,8 +20,9 @@ The layout is a small Sugiyama-style one:
 3. Coordinates. x is the layer (0, 1, 2, ...); y spreads a layer's nodes one unit apart,
    centred on 0, the first row on top.
 
-Everything is sorted by name where an order is needed: the same graph gives the same positions
-whatever the order of its lists.
+A node is its name and its type (`NodeKey`): a service `redis` and a database `redis` are two
+nodes, at two positions. Everything is sorted by name (then type) where an order is needed: the
+same graph gives the same positions whatever the order of its lists.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Iterable
 
 import networkx as nx
 
-from meshlens.read.results import Graph
+from meshlens.read.results import Graph, NodeKey, node_order
 
 CLIENT = "client"
 """The node type that always starts the map (layer 0)."""
@@ -43,8 +44,9 @@ Position = tuple[float, float]
 
 
 def focus(graph: Graph, service: str | None, hops: int) -> Graph:
-    """The nodes within `hops` hops of `service`, whatever the edges' direction, and the edges
-    among them (the neighbourhood `networkx.ego_graph(..., undirected=True)` takes).
+    """The nodes within `hops` hops of the node named `service` (its first by type: the service,
+    when there is one), whatever the edges' direction, and the edges among them (the
+    neighbourhood `networkx.ego_graph(..., undirected=True)` takes).
 
     `service` None gives the whole graph; a name that is no node nor edge end gives an empty
     graph. Lists keep the graph's order; nodes and edges are the graph's own objects.
@@ -53,86 +55,87 @@ def focus(graph: Graph, service: str | None, hops: int) -> Graph:
         return Graph(nodes=list(graph.nodes), edges=list(graph.edges))
     if hops < 0:
         raise ValueError(f"hops must be at least 0, not {hops}")
-    digraph = _digraph((node.name for node in graph.nodes), _pairs(graph))
-    if service not in digraph:
+    digraph = _digraph((node.key for node in graph.nodes), _pairs(graph))
+    start = min((key for key in digraph if key[0] == service), key=node_order, default=None)
+    if start is None:
         return Graph(nodes=[], edges=[])
     undirected = digraph.to_undirected(as_view=True)
-    kept = set(nx.single_source_shortest_path_length(undirected, service, cutoff=hops))
+    kept = set(nx.single_source_shortest_path_length(undirected, start, cutoff=hops))
     return Graph(
-        nodes=[node for node in graph.nodes if node.name in kept],
-        edges=[edge for edge in graph.edges if edge.source in kept and edge.target in kept],
+        nodes=[node for node in graph.nodes if node.key in kept],
+        edges=[e for e in graph.edges if e.source_key in kept and e.target_key in kept],
     )
 
 
-def layered_positions(graph: Graph) -> dict[str, Position]:
-    """(x, y) of every node and edge end: x the layer (callers left of callees), y the row.
+def layered_positions(graph: Graph) -> dict[NodeKey, Position]:
+    """(x, y) of every node and edge end, by (name, type): x the layer (callers left of
+    callees), y the row.
 
     Cycles do not stop it (see the module's docstring); self-calls are ignored. Deterministic.
     """
-    types = _types(graph)
-    if not types:
+    keys = _keys(graph)
+    if not keys:
         return {}
     pairs = sorted(set(_pairs(graph)))
-    layered = _digraph(types, ((u, v) for u, v in pairs if u != v and types[v] != CLIENT))
-    layer = _layers(layered, types)
-    rows = _rows(layer, pairs, types)
-    positions: dict[str, Position] = {}
-    for number, names in enumerate(rows):
-        middle = (len(names) - 1) / 2
-        for index, name in enumerate(names):
-            positions[name] = (float(number), middle - index)
+    layered = _digraph(keys, ((u, v) for u, v in pairs if u != v and v[1] != CLIENT))
+    layer = _layers(layered)
+    rows = _rows(layer, pairs)
+    positions: dict[NodeKey, Position] = {}
+    for number, keys_in_layer in enumerate(rows):
+        middle = (len(keys_in_layer) - 1) / 2
+        for index, key in enumerate(keys_in_layer):
+            positions[key] = (float(number), middle - index)
     return positions
 
 
 # --- layers ------------------------------------------------------------------------------------
 
 
-def _types(graph: Graph) -> dict[str, str]:
-    """Type of every node and edge end, by name (nodes first, then what the edges say)."""
-    types: dict[str, str] = {}
-    for edge in graph.edges:
-        types.setdefault(edge.source, edge.source_type)
-        types.setdefault(edge.target, edge.target_type)
-    types.update((node.name, node.type) for node in graph.nodes)
-    return dict(sorted(types.items()))
+def _keys(graph: Graph) -> list[NodeKey]:
+    """Every node and edge end, sorted."""
+    keys = {node.key for node in graph.nodes}
+    keys.update(key for edge in graph.edges for key in (edge.source_key, edge.target_key))
+    return sorted(keys)
 
 
-def _pairs(graph: Graph) -> Iterable[tuple[str, str]]:
-    return ((edge.source, edge.target) for edge in graph.edges)
+def _pairs(graph: Graph) -> Iterable[tuple[NodeKey, NodeKey]]:
+    return ((edge.source_key, edge.target_key) for edge in graph.edges)
 
 
-def _digraph(names: Iterable[str], pairs: Iterable[tuple[str, str]]) -> nx.DiGraph[str]:
-    digraph: nx.DiGraph[str] = nx.DiGraph()
-    digraph.add_nodes_from(names)
+def _digraph(
+    keys: Iterable[NodeKey], pairs: Iterable[tuple[NodeKey, NodeKey]]
+) -> nx.DiGraph[NodeKey]:
+    digraph: nx.DiGraph[NodeKey] = nx.DiGraph()
+    digraph.add_nodes_from(keys)
     digraph.add_edges_from(pairs)
     return digraph
 
 
-def _layers(digraph: nx.DiGraph[str], types: dict[str, str]) -> dict[str, int]:
+def _layers(digraph: nx.DiGraph[NodeKey]) -> dict[NodeKey, int]:
     """Layer of every node: longest paths over the edges that follow `_rank`."""
     rank = _rank(digraph)
-    layer: dict[str, int] = {}
-    for name in sorted(digraph, key=rank.__getitem__):
-        callers = (c for c in digraph.predecessors(name) if rank[c] < rank[name])
-        layer[name] = max((layer[c] + 1 for c in callers), default=0)
-    for name in digraph:  # a source that is no client moves up to its first callee
-        if types[name] != CLIENT and digraph.in_degree(name) == 0 and digraph.out_degree(name):
-            layer[name] = min(layer[callee] for callee in digraph.successors(name)) - 1
+    layer: dict[NodeKey, int] = {}
+    for key in sorted(digraph, key=rank.__getitem__):
+        callers = (c for c in digraph.predecessors(key) if rank[c] < rank[key])
+        layer[key] = max((layer[c] + 1 for c in callers), default=0)
+    for key in digraph:  # a source that is no client moves up to its first callee
+        if key[1] != CLIENT and digraph.in_degree(key) == 0 and digraph.out_degree(key):
+            layer[key] = min(layer[callee] for callee in digraph.successors(key)) - 1
     return layer
 
 
-def _rank(digraph: nx.DiGraph[str]) -> dict[str, int]:
+def _rank(digraph: nx.DiGraph[NodeKey]) -> dict[NodeKey, int]:
     """A linear order of the nodes every edge follows, but for one edge per cycle at least:
     the strongly connected components in topological order, each ordered by `_cycle_order`."""
     condensed = nx.condensation(digraph)
-    order: list[str] = []
+    order: list[NodeKey] = []
     for component in nx.topological_sort(condensed):
-        members: set[str] = condensed.nodes[component]["members"]
+        members: set[NodeKey] = condensed.nodes[component]["members"]
         order += members if len(members) == 1 else _cycle_order(digraph, sorted(members))
-    return {name: number for number, name in enumerate(order)}
+    return {key: number for number, key in enumerate(order)}
 
 
-def _cycle_order(digraph: nx.DiGraph[str], members: list[str]) -> list[str]:
+def _cycle_order(digraph: nx.DiGraph[NodeKey], members: list[NodeKey]) -> list[NodeKey]:
     """Members of one strongly connected component in an order few of its edges go against:
     the greedy heuristic of Eades, Lin and Smyth (sinks last, sources first, else the node with
     the most more callees than callers next; ties: the most called from outside, then by name)."""
@@ -143,12 +146,12 @@ def _cycle_order(digraph: nx.DiGraph[str], members: list[str]) -> list[str]:
     out_degree = {n: len(callees[n]) for n in members}
     in_degree = {n: len(callers[n]) for n in members}
     remaining = dict.fromkeys(members)
-    first: list[str] = []
-    last: list[str] = []
-    sinks: deque[str] = deque()
-    sources: deque[str] = deque()
+    first: list[NodeKey] = []
+    last: list[NodeKey] = []
+    sinks: deque[NodeKey] = deque()
+    sources: deque[NodeKey] = deque()
 
-    def take(name: str, into: list[str]) -> None:
+    def take(name: NodeKey, into: list[NodeKey]) -> None:
         into.append(name)
         del remaining[name]
         for callee in callees[name]:
@@ -178,11 +181,11 @@ def _cycle_order(digraph: nx.DiGraph[str], members: list[str]) -> list[str]:
 
 
 def _rows(
-    layer: dict[str, int], pairs: Iterable[tuple[str, str]], types: dict[str, str]
-) -> list[list[str]]:
-    """Names per layer, ordered by barycenter sweeps to cut crossings."""
-    before: dict[str, list[str]] = defaultdict(list)  # neighbours in earlier layers
-    after: dict[str, list[str]] = defaultdict(list)  # neighbours in later layers
+    layer: dict[NodeKey, int], pairs: Iterable[tuple[NodeKey, NodeKey]]
+) -> list[list[NodeKey]]:
+    """Nodes per layer, ordered by barycenter sweeps to cut crossings."""
+    before: dict[NodeKey, list[NodeKey]] = defaultdict(list)  # neighbours in earlier layers
+    after: dict[NodeKey, list[NodeKey]] = defaultdict(list)  # neighbours in later layers
     for source, target in pairs:
         if layer[source] < layer[target]:
             before[target].append(source)
@@ -190,10 +193,10 @@ def _rows(
         elif layer[source] > layer[target]:
             before[source].append(target)
             after[target].append(source)
-    rows: list[list[str]] = [[] for _ in range(max(layer.values()) + 1)]
-    for name in sorted(layer, key=lambda name: (types[name] != CLIENT, name)):
-        rows[layer[name]].append(name)
-    y: dict[str, float] = {}
+    rows: list[list[NodeKey]] = [[] for _ in range(max(layer.values()) + 1)]
+    for key in sorted(layer, key=lambda key: (key[1] != CLIENT, key)):
+        rows[layer[key]].append(key)
+    y: dict[NodeKey, float] = {}
     for names in rows:
         _place(names, y)
     for sweep in range(SWEEPS):
@@ -211,7 +214,7 @@ def _rows(
     return rows
 
 
-def _place(names: list[str], y: dict[str, float]) -> None:
+def _place(names: list[NodeKey], y: dict[NodeKey, float]) -> None:
     """Rows of one layer centred on 0, the first on top (row numbers grow downwards here)."""
     middle = (len(names) - 1) / 2
     for index, name in enumerate(names):

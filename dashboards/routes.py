@@ -86,13 +86,21 @@ async def service_map(
 
 
 @router.get("/services/{name:path}", response_class=HTMLResponse)
-async def service(request: Request, name: str) -> HTMLResponse:
-    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any] | None:
-        if "\x00" in name:
-            return None
-        return await views.service(conn, when, name)
+async def service(
+    request: Request,
+    name: str,
+    node_type: Annotated[str, Query(alias="type", max_length=100)] = "",
+) -> HTMLResponse:
+    """The page of the node named `name`: with `type`, the node of that type (a service and a
+    database may share a name), else the first of the name (the service, when there is one)."""
 
-    return await _page(request, "services", "service.html", build)
+    async def build(conn: AsyncConnection, when: TimeRange) -> dict[str, Any] | None:
+        if "\x00" in name or "\x00" in node_type:
+            return None
+        return await views.service(conn, when, name, node_type.strip() or None)
+
+    keep = {"type": node_type.strip()} if node_type.strip() else {}
+    return await _page(request, "services", "service.html", build, **keep)
 
 
 @router.get("/mtls", response_class=HTMLResponse)

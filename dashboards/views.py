@@ -15,7 +15,17 @@ from dashboards import service_map as drawing
 from dashboards.charts import Line
 from dashboards.time_range import TimeRange
 from meshlens.read import queries
-from meshlens.read.results import Edge, Mtls, MtlsPoint, SeriesPoint, Signals
+from meshlens.read.results import (
+    Edge,
+    EdgeKey,
+    Mtls,
+    MtlsPoint,
+    NodeKey,
+    SeriesPoint,
+    Signals,
+    node_ids,
+    node_order,
+)
 
 Context = dict[str, Any]
 MAX_COVERAGE_LINES = 8
@@ -70,12 +80,15 @@ async def service_map(conn: AsyncConnection, when: TimeRange, focus: str, hops: 
     }
 
 
-async def service(conn: AsyncConnection, when: TimeRange, name: str) -> Context | None:
-    """The service page's context; None when `name` was never seen."""
-    detail = await queries.service_detail(conn, when.window, name)
+async def service(
+    conn: AsyncConnection, when: TimeRange, name: str, type_: str | None = None
+) -> Context | None:
+    """The service page's context: the node (`name`, `type_`), or with `type_` None the first
+    node of `name` by type (the service, when there is one); None when it was never seen."""
+    detail = await queries.service_detail(conn, when.window, name, type_)
     if detail is None:
         return None
-    history = await queries.service_series(conn, when.series, name)
+    history = await queries.service_series(conn, when.series, name, detail.node.type)
     points = history.points if history is not None else []
     x = charts.timestamps([point.start_unix for point in points])
     versions = rows.share_rows(detail.versions)
@@ -113,13 +126,16 @@ async def service(conn: AsyncConnection, when: TimeRange, name: str) -> Context 
 
 async def mtls(conn: AsyncConnection, when: TimeRange) -> Context:
     summary = await queries.mtls(conn, when.series)
-    by_service: dict[str, list[Mtls]] = {}
-    for (_, target), states in summary.edge_points.items():
-        merged = by_service.setdefault(target, [Mtls() for _ in states])
+    by_service: dict[NodeKey, list[Mtls]] = {}
+    for (_, _, target, target_type), states in summary.edge_points.items():
+        merged = by_service.setdefault((target, target_type), [Mtls() for _ in states])
         for total, state in zip(merged, states, strict=True):
             total.merge(state)
-    busiest = sorted(by_service, key=lambda name: -sum(_known(m) for m in by_service[name]))
-    shown = {name: by_service[name] for name in sorted(busiest[:MAX_COVERAGE_LINES])}
+    busiest = sorted(by_service, key=lambda key: -sum(_known(m) for m in by_service[key]))
+    labels = node_ids(by_service)  # the name, unless two nodes of the lines share it
+    shown = {
+        labels[key]: by_service[key] for key in sorted(busiest[:MAX_COVERAGE_LINES], key=node_order)
+    }
     x = charts.timestamps([point.start_unix for point in summary.points])
     edges = rows.edge_rows(summary.edges)
     return {
@@ -172,29 +188,35 @@ def _trend(states: Sequence[Mtls]) -> float | None:
     return known[-1] - known[0] if len(known) >= 2 else None
 
 
-def _changed(edge_points: dict[tuple[str, str], list[Mtls]]) -> list[dict[str, Any]]:
+def _changed(edge_points: dict[EdgeKey, list[Mtls]]) -> list[dict[str, Any]]:
     """Edges whose coverage moved within the window: first and last known points."""
     changed = []
-    for (source, target), states in sorted(edge_points.items()):
+    for (source, source_type, target, target_type), states in sorted(edge_points.items()):
         known = [state.coverage for state in states if state.coverage is not None]
         if len(known) >= 2 and abs(known[-1] - known[0]) >= CHANGE_THRESHOLD:
             changed.append(
-                {"source": source, "target": target, "before": known[0], "after": known[-1]}
+                {
+                    "source": source,
+                    "source_type": source_type,
+                    "target": target,
+                    "target_type": target_type,
+                    "before": known[0],
+                    "after": known[-1],
+                }
             )
     return changed
 
 
 def _service_coverage(edges: Sequence[Edge]) -> list[dict[str, Any]]:
-    """Inbound mTLS per service over the window, least covered first."""
-    inbound: dict[str, Mtls] = {}
-    types: dict[str, str] = {}
+    """Inbound mTLS per node (name and type) over the window, least covered first."""
+    inbound: dict[NodeKey, Mtls] = {}
     for edge in edges:
-        inbound.setdefault(edge.target, Mtls()).merge(edge.signals.mtls)
-        types[edge.target] = edge.target_type
+        inbound.setdefault(edge.target_key, Mtls()).merge(edge.signals.mtls)
     found = [
-        {"name": name, "type": types[name], "mtls": state, "coverage": state.coverage}
-        for name, state in inbound.items()
+        {"name": name, "type": type_, "mtls": state, "coverage": state.coverage}
+        for (name, type_), state in inbound.items()
     ]
     return sorted(
-        found, key=lambda row: (row["coverage"] is None, row["coverage"] or 0, row["name"])
+        found,
+        key=lambda row: (row["coverage"] is None, row["coverage"] or 0, row["name"], row["type"]),
     )

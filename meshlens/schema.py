@@ -264,9 +264,9 @@ edge_rollups = Table(
     Column("resolution", Integer, primary_key=True, comment="seconds: 60, 600 or 3600"),
     Column("bucket_unix", BigInteger, primary_key=True),
     Column("source", Text, primary_key=True),
-    Column("source_type", Text, nullable=False),
+    Column("source_type", Text, primary_key=True, comment="a node is its name and its type"),
     Column("target", Text, primary_key=True),
-    Column("target_type", Text, nullable=False),
+    Column("target_type", Text, primary_key=True),
     Column("source_kind", Text, primary_key=True, comment="traces or mesh-metrics"),
     *_signal_columns(),
     Column(

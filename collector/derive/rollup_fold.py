@@ -23,8 +23,9 @@ from meshlens.schema import SIGNAL_COLUMNS
 from meshlens.signals.histogram import LatencyHistogram
 from meshlens.timeunits import RESOLUTIONS
 
-# (table, resolution, bucket, key...) -> signals; the key columns depend on the table
-FoldKey = tuple[str, int, int, str, str, str, str]
+# (table, resolution, bucket, key...) -> signals; the key columns depend on the table:
+# service, operation, version, "", "" or source, source type, target, target type, source kind
+FoldKey = tuple[str, int, int, str, str, str, str, str]
 
 
 @dataclass(slots=True)
@@ -32,7 +33,6 @@ class RollupFold:
     """RollupSignals per rollup row, at every resolution."""
 
     signals: dict[FoldKey, RollupSignals] = field(default_factory=dict)
-    types: dict[FoldKey, tuple[str, str]] = field(default_factory=dict)
     reasons: dict[FoldKey, Counter[str]] = field(default_factory=dict)
     budget: DimensionBudget | None = None
 
@@ -46,16 +46,16 @@ class RollupFold:
         reasons: Mapping[str, int] | None = None,
     ) -> None:
         """Add `signals` of `minute` to a service (key: service, operation, version, "") or
-        an edge (key: source, source type, target, target type) at every resolution."""
+        an edge (key: source, source type, target, target type) at every resolution. A node
+        is its name and its type: a service and a virtual node of one name are two edge rows."""
         if self.budget is not None:
             key = _within_budget(self.budget, kind, key, signals.requests)
         for resolution in RESOLUTIONS:
             bucket = minute // resolution * resolution
             if kind == "service":
-                fold_key: FoldKey = ("service", resolution, bucket, key[0], key[1], key[2], "")
+                fold_key: FoldKey = ("service", resolution, bucket, *key[:3], "", "")
             else:
-                fold_key = ("edge", resolution, bucket, key[0], key[2], source_kind, "")
-                self.types[fold_key] = (key[1], key[3])
+                fold_key = ("edge", resolution, bucket, *key, source_kind)
                 if reasons:
                     self.reasons.setdefault(fold_key, Counter()).update(reasons)
             target = self.signals.get(fold_key)
@@ -84,27 +84,25 @@ class RollupFold:
         return len(services) + len(edges)
 
     def _edge_row(self, k: FoldKey) -> tuple[Any, ...]:
-        source_type, target_type = self.types[k]
         reasons = Jsonb(dict(self.reasons.get(k) or {}))
-        signals = self.signals[k].columns()
-        return (k[1], k[2], k[3], source_type, k[4], target_type, k[5], reasons, *signals)
+        return (*k[1:], reasons, *self.signals[k].columns())
 
     async def _merge_existing(
         self, conn: AsyncConnection, services: list[FoldKey], edges: list[FoldKey]
     ) -> None:
         """Add the rows already in the rollups for the keys this pass touches (locked)."""
         if services:
-            cursor = await conn.execute(_EXISTING_SERVICE, _columns_of(services))
+            cursor = await conn.execute(_EXISTING_SERVICE, _columns_of(services, 5))
             for row in await cursor.fetchall():
-                key: FoldKey = ("service", row[0], row[1], row[2], row[3], row[4], "")
+                key: FoldKey = ("service", *row[:5], "", "")
                 self.signals[key].merge(signals_from_columns(row[5:]))
         if edges:
-            cursor = await conn.execute(_EXISTING_EDGE, _columns_of(edges))
+            cursor = await conn.execute(_EXISTING_EDGE, _columns_of(edges, 7))
             for row in await cursor.fetchall():
-                key = ("edge", row[0], row[1], row[2], row[3], row[4], "")
-                self.signals[key].merge(signals_from_columns(row[6:]))
-                if row[5]:
-                    self.reasons.setdefault(key, Counter()).update(row[5])
+                key = ("edge", *row[:7])
+                self.signals[key].merge(signals_from_columns(row[8:]))
+                if row[7]:
+                    self.reasons.setdefault(key, Counter()).update(row[7])
 
 
 def _within_budget(
@@ -148,8 +146,9 @@ def signals_from_columns(columns: tuple[Any, ...]) -> RollupSignals:
     )
 
 
-def _columns_of(keys: list[FoldKey]) -> list[list[Any]]:
-    return [[key[n] for key in keys] for n in range(1, 6)]
+def _columns_of(keys: list[FoldKey], width: int) -> list[list[Any]]:
+    """The first `width` key columns of `keys`, one list per column."""
+    return [[key[n] for key in keys] for n in range(1, width + 1)]
 
 
 _SIGNAL_NAMES = ", ".join(SIGNAL_COLUMNS)
@@ -162,11 +161,12 @@ _EXISTING_SERVICE = f"""
     FOR UPDATE
 """
 _EXISTING_EDGE = f"""
-    SELECT resolution, bucket_unix, source, target, source_kind, plaintext_reasons,
-        {_SIGNAL_NAMES}
+    SELECT resolution, bucket_unix, source, source_type, target, target_type, source_kind,
+        plaintext_reasons, {_SIGNAL_NAMES}
     FROM edge_rollups
-    WHERE (resolution, bucket_unix, source, target, source_kind) IN (
-        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
+    WHERE (resolution, bucket_unix, source, source_type, target, target_type, source_kind) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::text[]))
     FOR UPDATE
 """
 _DELETE_SERVICE = """
@@ -190,7 +190,6 @@ _UPSERT_EDGE = f"""
     INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target, target_type,
         source_kind, plaintext_reasons, {_SIGNAL_NAMES})
     VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (resolution, bucket_unix, source, target, source_kind)
-    DO UPDATE SET {_SIGNAL_UPDATES}, source_type = EXCLUDED.source_type,
-        target_type = EXCLUDED.target_type, plaintext_reasons = EXCLUDED.plaintext_reasons
+    ON CONFLICT (resolution, bucket_unix, source, source_type, target, target_type, source_kind)
+    DO UPDATE SET {_SIGNAL_UPDATES}, plaintext_reasons = EXCLUDED.plaintext_reasons
 """

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from dashboards.layout import Position
-from meshlens.read.results import Edge
+from meshlens.read.results import Edge, NodeKey
 
 RECIPROCAL_BEND: Final = 0.12
 """How far (x units: one per layer) the middle of an edge with a reverse twin bows out."""
@@ -23,16 +23,19 @@ LOOP_HEIGHT: Final = 0.28
 CURVE_POINTS: Final = 13
 
 
-def edge_paths(edges: Sequence[Edge], positions: Mapping[str, Position]) -> list[list[Position]]:
-    """Points of each edge's line, from its source's position to its target's."""
-    pairs = {(edge.source, edge.target) for edge in edges}
+def edge_paths(
+    edges: Sequence[Edge], positions: Mapping[NodeKey, Position]
+) -> list[list[Position]]:
+    """Points of each edge's line, from its source's position to its target's (by the ends'
+    names and types)."""
+    pairs = {(edge.source_key, edge.target_key) for edge in edges}
     paths = []
     for edge in edges:
-        start, end = positions[edge.source], positions[edge.target]
-        if edge.source == edge.target:
+        start, end = positions[edge.source_key], positions[edge.target_key]
+        if edge.source_key == edge.target_key:
             paths.append(_loop(start))
             continue
-        bend = RECIPROCAL_BEND if (edge.target, edge.source) in pairs else 0.0
+        bend = RECIPROCAL_BEND if (edge.target_key, edge.source_key) in pairs else 0.0
         if end[0] <= start[0]:  # same or earlier layer: bow out, clear of the nodes between
             bend = max(bend, min(BACKWARD_BEND + 0.05 * abs(end[1] - start[1]), MAX_BEND))
         paths.append(_curve(start, end, bend) if bend else [start, end])

@@ -24,7 +24,7 @@ from dashboards.service_map.looks import (
     type_order,
 )
 from dashboards.service_map.nodes import all_nodes, node_traces
-from meshlens.read.results import Edge, Graph, Node
+from meshlens.read.results import Edge, Graph, Node, NodeKey
 
 ROW_HEIGHT_PX: Final = 90
 MIN_HEIGHT_PX: Final = 420
@@ -89,7 +89,9 @@ def _legend_traces(nodes: Sequence[Node], edges: Sequence[Edge]) -> list[Trace]:
     return traces
 
 
-def _layout(positions: Mapping[str, Position], paths: Sequence[list[Position]]) -> dict[str, Any]:
+def _layout(
+    positions: Mapping[NodeKey, Position], paths: Sequence[list[Position]]
+) -> dict[str, Any]:
     points = list(positions.values()) + [point for path in paths for point in path]
     xs = [x for x, _ in points] or [0.0]
     ys = [y for _, y in points] or [0.0]

@@ -20,30 +20,30 @@ from dashboards.service_map.looks import (
     Trace,
     type_order,
 )
-from meshlens.read.results import Graph, Node, Signals
+from meshlens.read.results import Graph, Node, NodeKey, Signals, node_order
 
 LABEL_CHARACTERS: Final = 28
 """Longer names are cut (with an ellipsis) in labels; hover text shows them whole."""
 
 
 def all_nodes(graph: Graph) -> list[Node]:
-    """The graph's nodes, plus an empty one for an edge end that has none."""
+    """The graph's nodes, plus an empty one for an edge end (name and type) that has none."""
     nodes = list(graph.nodes)
-    named = {node.name for node in nodes}
+    keys = {node.key for node in nodes}
     for edge in graph.edges:
-        for name, type_ in ((edge.source, edge.source_type), (edge.target, edge.target_type)):
-            if name not in named:
-                named.add(name)
+        for name, type_ in (edge.source_key, edge.target_key):
+            if (name, type_) not in keys:
+                keys.add((name, type_))
                 nodes.append(Node(name, type_, Signals(seconds=edge.signals.seconds), "none"))
     return nodes
 
 
 def node_traces(
-    nodes: Sequence[Node], positions: Mapping[str, Position], base_url: str, query: str
+    nodes: Sequence[Node], positions: Mapping[NodeKey, Position], base_url: str, query: str
 ) -> list[Trace]:
     """A `nodes:<type>` trace per node type; a service's `customdata` is its page's URL."""
     by_type: dict[str, list[Node]] = defaultdict(list)
-    for node in sorted(nodes, key=lambda node: node.name):
+    for node in sorted(nodes, key=lambda node: node_order(node.key)):
         by_type[node.type].append(node)
     traces = []
     for type_ in type_order(set(by_type)):
@@ -56,8 +56,8 @@ def node_traces(
                 "legendgroup": f"nodes:{type_}",
                 "showlegend": False,
                 "mode": "markers+text",
-                "x": [positions[node.name][0] for node in members],
-                "y": [positions[node.name][1] for node in members],
+                "x": [positions[node.key][0] for node in members],
+                "y": [positions[node.key][1] for node in members],
                 "text": [plotly_text(_label(node.name)) for node in members],
                 "textposition": "bottom center",
                 "textfont": {"size": 11, "color": INK},

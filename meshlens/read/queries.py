@@ -6,6 +6,9 @@ when it has no row in the window), which sum the rows per key and point. Reads o
 `service_rollups`, `edge_rollups` and `saturation_rollups`, never raw spans or points.
 
 Choices the API documents:
+- A node is its name and its type (`results.NodeKey`): a service `redis` and a database `redis`
+  are two nodes, and an edge is its two ends. Asked for a name alone, the answer is about its
+  first node by type (`results.type_rank`: the service, when there is one).
 - A service's signals come from its entry spans (`service_rollups`). A node without entry-span
   rows in the window (a mesh-metrics-only service, a database, a broker) gets the sum of its
   inbound edges instead; `signals_from` says which.
@@ -14,7 +17,8 @@ Choices the API documents:
 - mTLS mesh-wide (`/mtls`) sums the edges as the graph draws them; an edge's plaintext
   reasons are summed from the rows it counts.
 - Saturation is the highest value of the saturation rows covering the window (or point) of
-  the node's name, whatever its signals come from; None without any.
+  the node's name, whatever its signals come from; None without any. It describes a service:
+  of the nodes of one name, only the first by type (the service, when there is one) has it.
 """
 
 from __future__ import annotations
@@ -30,18 +34,22 @@ from meshlens.read import rollup_sql as sql
 from meshlens.read.results import (
     ENTRY_SPANS,
     INBOUND_EDGES,
-    NODE_TYPE_PRECEDENCE,
+    SERVICE,
     Edge,
+    EdgeKey,
     Graph,
     Mtls,
     MtlsPoint,
     MtlsSummary,
     Node,
+    NodeKey,
     SeriesPoint,
     ServiceDetail,
     ServiceSeries,
     Share,
     Signals,
+    node_order,
+    type_rank,
 )
 from meshlens.read.windows import Series, Window
 
@@ -52,7 +60,7 @@ VERSION_TOTALS = "t.operation = '' AND t.version <> ''"
 async def services(conn: AsyncConnection, window: Window) -> list[Node]:
     """Every service with requests in the window (entry spans, or inbound edges), by name."""
     graph = await _graph(conn, window, edge_latency=False)
-    return [node for node in graph.nodes if node.type == "service"]
+    return [node for node in graph.nodes if node.type == SERVICE]
 
 
 async def graph(conn: AsyncConnection, window: Window, *, edge_latency: bool = True) -> Graph:
@@ -78,49 +86,71 @@ async def versions(conn: AsyncConnection, window: Window) -> list[tuple[str, str
     return [(row.service, row.version, row.signals) for row in rows]
 
 
-async def service_detail(conn: AsyncConnection, window: Window, name: str) -> ServiceDetail | None:
-    """One node's signals, edges, operations and versions; None when `name` was never seen."""
+async def service_detail(
+    conn: AsyncConnection, window: Window, name: str, type_: str | None = None
+) -> ServiceDetail | None:
+    """One node's signals, edges, operations and versions: the node (`name`, `type_`), or with
+    `type_` None the first node of `name` by type; None when that node was never seen."""
     rows = await _service_rows(conn, window, sql.ONE_SERVICE, name)
     edges = await _edges(conn, window, sql.EDGE_OF, name)
     saturation = await _saturation(conn, window, sql.SATURATION_OF, name)
     totals = {row.service: row.signals for row in rows if not row.operation and not row.version}
-    nodes = [node for node in _nodes(window, totals, edges, saturation) if node.name == name]
+    named = [node for node in _nodes(window, totals, edges, saturation) if node.name == name]
+    nodes = [node for node in named if type_ is None or node.type == type_]
     if not nodes:
-        seen_as = await node_type(conn, name)
+        seen_as = await _seen_as(conn, name, type_)
         if seen_as is None:
             return None
-        signals = Signals(seconds=window.seconds, saturation=saturation.get(name))
+        first = all(type_rank(seen_as) < type_rank(other.type) for other in named)
+        signals = Signals(
+            seconds=window.seconds, saturation=saturation.get(name) if first else None
+        )
         nodes = [Node(name, seen_as, signals, INBOUND_EDGES)]
     node = nodes[0]
+    served = node.type == SERVICE
     return ServiceDetail(
         node=node,
-        upstream=[edge for edge in edges if edge.target == name],
-        downstream=[edge for edge in edges if edge.source == name],
-        operations=_shares(node.signals, {row.operation: row.signals for row in rows}),
-        versions=_shares(node.signals, {row.version: row.signals for row in rows}),
+        upstream=[edge for edge in edges if edge.target_key == node.key],
+        downstream=[edge for edge in edges if edge.source_key == node.key],
+        operations=_shares(node.signals, {r.operation: r.signals for r in rows if served}),
+        versions=_shares(node.signals, {r.version: r.signals for r in rows if served}),
     )
 
 
-async def service_series(conn: AsyncConnection, series: Series, name: str) -> ServiceSeries | None:
-    """One node's signals per point; None when `name` was never seen."""
+async def service_series(
+    conn: AsyncConnection, series: Series, name: str, type_: str | None = None
+) -> ServiceSeries | None:
+    """One node's signals per point: the node (`name`, `type_`), or with `type_` None the first
+    node of `name` by type; None when that node was never seen."""
     chosen = sql.Rows.series(series)
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
     rows = await fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
-    signals_from = ENTRY_SPANS
-    for _, _, _, point, *columns in rows:
-        _add(points[point].signals, *columns)
-    if not rows:
-        rows = await fetch(conn, sql.edges(chosen, sql.EDGE_INTO, name))
-        signals_from = INBOUND_EDGES
-        for _, _, _, _, _, counted, point, *columns, _ in rows:
-            if counted:
-                _add(points[point].signals, *columns)
+    edge_rows: Sequence[Row] = ()
+    if not rows or type_ not in (None, SERVICE):
+        edge_rows = await fetch(conn, sql.edges(chosen, sql.EDGE_OF, name))
+    types = {SERVICE} if rows else set()
+    types.update(row[1] for row in edge_rows if row[0] == name)  # as the source
+    types.update(row[3] for row in edge_rows if row[2] == name)  # as the target
     saturation = await fetch(conn, sql.saturation(chosen, sql.SATURATION_OF, name))
-    if not rows and not saturation and await node_type(conn, name) is None:
+    if saturation and not types:  # a name with utilization gauges only is a service
+        types.add(SERVICE)
+    wanted = type_ or min(types, key=type_rank, default=None)
+    node_type_ = wanted if wanted in types else await _seen_as(conn, name, wanted)
+    if node_type_ is None:
         return None
-    for _, point, highest in saturation:
-        points[point].signals.saturation = highest
-    return ServiceSeries(name, series, points, signals_from)
+    signals_from = INBOUND_EDGES
+    if node_type_ == SERVICE and rows:
+        signals_from = ENTRY_SPANS
+        for _, _, _, point, *columns in rows:
+            _add(points[point].signals, *columns)
+    else:
+        for _, _, target, target_type, _, counted, point, *columns, _ in edge_rows:
+            if counted and (target, target_type) == (name, node_type_):
+                _add(points[point].signals, *columns)
+    if all(type_rank(node_type_) <= type_rank(other) for other in types):
+        for _, point, highest in saturation:
+            points[point].signals.saturation = highest
+    return ServiceSeries(name, series, points, signals_from, node_type_)
 
 
 async def mesh_series(conn: AsyncConnection, series: Series) -> list[SeriesPoint]:
@@ -153,25 +183,41 @@ async def mtls(conn: AsyncConnection, series: Series) -> MtlsSummary:
 
 async def mtls_points(
     conn: AsyncConnection, series: Series
-) -> tuple[list[MtlsPoint], dict[tuple[str, str], list[Mtls]]]:
-    """mTLS states per point mesh-wide, and per point of each edge by (source, target), from
-    the rows that count (as the graph draws the edges)."""
+) -> tuple[list[MtlsPoint], dict[EdgeKey, list[Mtls]]]:
+    """mTLS states per point mesh-wide, and per point of each edge by `Edge.key`, from the
+    rows that count (as the graph draws the edges)."""
     points = [MtlsPoint(*series.point(n), Mtls()) for n in range(series.size)]
-    per_edge: dict[tuple[str, str], list[Mtls]] = {}
+    per_edge: dict[EdgeKey, list[Mtls]] = {}
     for row in await fetch(conn, sql.mtls_points(sql.Rows.series(series))):
-        source, target, _, counted, point, *states = row
+        source, source_type, target, target_type, _, counted, point, *states = row
         if counted:
             points[point].mtls.add(*states)
-            edge_points = per_edge.setdefault((source, target), [Mtls() for _ in points])
+            key = (source, source_type, target, target_type)
+            edge_points = per_edge.setdefault(key, [Mtls() for _ in points])
             edge_points[point].add(*states)
     return points, per_edge
 
 
 async def node_type(conn: AsyncConnection, name: str) -> str | None:
-    """The type `name` had in some rollup row (any time), None when it was never seen."""
+    """A type `name` had in some rollup row (any time), `service` when it ever was one; None
+    when it was never seen."""
     result = await conn.execute(sql.NODE_TYPE, {"name": name})
     found: str | None = result.scalar()
     return found
+
+
+async def node_seen(conn: AsyncConnection, name: str, type_: str) -> bool:
+    """Whether the node (`name`, `type_`) is in some rollup row (any time)."""
+    result = await conn.execute(sql.NODE_SEEN, {"name": name, "type": type_})
+    return result.scalar() is not None
+
+
+async def _seen_as(conn: AsyncConnection, name: str, type_: str | None) -> str | None:
+    """`type_` if the node (`name`, `type_`) was ever seen, or with `type_` None a type `name`
+    was seen with; None when never."""
+    if type_ is None:
+        return await node_type(conn, name)
+    return type_ if await node_seen(conn, name, type_) else None
 
 
 # --- rows to results ---------------------------------------------------------------------------
@@ -220,14 +266,15 @@ async def _edges(
     *,
     served_latency: bool = True,
 ) -> list[Edge]:
-    """Edges of the window, by source then target, each from the kind of rows that counts
-    (mesh metrics when the edge has them in the window, else traces), listing the kinds seen."""
-    edges: dict[tuple[str, str], Edge] = {}
-    kinds: dict[tuple[str, str], set[str]] = defaultdict(set)
+    """Edges of the window (one per source, source type, target and target type), by source,
+    target and their types, each from the kind of rows that counts (mesh metrics when the edge
+    has them in the window, else traces), listing the kinds seen."""
+    edges: dict[EdgeKey, Edge] = {}
+    kinds: dict[EdgeKey, set[str]] = defaultdict(set)
     query = sql.edges(_rows(window), where, name, served_latency=served_latency)
     for row in await fetch(conn, query):
         source, source_type, target, target_type, kind, counted, _, *columns, reasons = row
-        key = (source, target)
+        key = (source, source_type, target, target_type)
         kinds[key].add(kind)
         edge = edges.get(key)
         if edge is None:
@@ -239,16 +286,17 @@ async def _edges(
                 sources=(),
                 signals=Signals(seconds=window.seconds),
             )
-        else:
-            edge.source_type = max(edge.source_type, source_type)
-            edge.target_type = max(edge.target_type, target_type)
         if counted:
             _add(edge.signals, *columns)
             for counts in reasons or ():
                 edge.plaintext_reasons.update(counts)
     for key, edge in edges.items():
         edge.sources = tuple(sorted(kinds[key]))
-    return [edges[key] for key in sorted(edges)]
+    return sorted(edges.values(), key=_edge_order)
+
+
+def _edge_order(edge: Edge) -> tuple[str, str, tuple[int, str], tuple[int, str]]:
+    return (edge.source, edge.target, type_rank(edge.source_type), type_rank(edge.target_type))
 
 
 async def _saturation(
@@ -287,32 +335,29 @@ def _nodes(
     edges: Iterable[Edge],
     saturation: Mapping[str, float],
 ) -> list[Node]:
-    """Nodes of the services with entry-span signals and of every edge's ends, by name, with
-    the saturation of their name."""
-    types: dict[str, set[str]] = defaultdict(set)
-    inbound: dict[str, Signals] = {}
+    """Nodes of the services with entry-span signals and of every edge's ends (a node per name
+    and type), by name then type (`results.node_order`); the first node of a name has the
+    saturation of the name."""
+    keys: set[NodeKey] = {(name, SERVICE) for name in totals}
+    inbound: dict[NodeKey, Signals] = {}
     for edge in edges:
-        types[edge.source].add(edge.source_type)
-        types[edge.target].add(edge.target_type)
-        signals = inbound.setdefault(edge.target, Signals(seconds=window.seconds))
+        keys.update((edge.source_key, edge.target_key))
+        signals = inbound.setdefault(edge.target_key, Signals(seconds=window.seconds))
         signals.merge(edge.signals)
-    for name in totals:
-        types[name].add("service")
     nodes = []
-    for name in sorted(types):
-        if name in totals:
-            node = Node(name, "service", totals[name], ENTRY_SPANS)
+    previous = None
+    for key in sorted(keys, key=node_order):
+        name, type_ = key
+        if type_ == SERVICE and name in totals:
+            node = Node(name, SERVICE, totals[name], ENTRY_SPANS)
         else:
-            signals = inbound.get(name) or Signals(seconds=window.seconds)
-            node = Node(name, _node_type(types[name]), signals, INBOUND_EDGES)
-        node.signals.saturation = saturation.get(name)
+            signals = inbound.get(key) or Signals(seconds=window.seconds)
+            node = Node(name, type_, signals, INBOUND_EDGES)
+        if name != previous:
+            node.signals.saturation = saturation.get(name)
+        previous = name
         nodes.append(node)
     return nodes
-
-
-def _node_type(seen: set[str]) -> str:
-    """One type for a node the edges typed differently: service first, then client, ..."""
-    return next((t for t in NODE_TYPE_PRECEDENCE if t in seen), min(seen))
 
 
 def _shares(total: Signals, parts: Mapping[str, Signals]) -> list[Share]:

@@ -8,7 +8,7 @@ the covered seconds of the window or point they describe.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from operator import add
@@ -20,7 +20,49 @@ from meshlens.signals.histogram import MAX_KEY, QUANTILES, LatencyHistogram, qua
 
 ENTRY_SPANS = "entry-spans"
 INBOUND_EDGES = "inbound-edges"
-NODE_TYPE_PRECEDENCE = ("service", "client", "database", "messaging", "external")
+SERVICE = "service"
+NODE_TYPE_PRECEDENCE = (SERVICE, "client", "database", "messaging", "external")
+
+NodeKey = tuple[str, str]
+"""A node's identity: (name, type). A service `redis` and a database `redis` are two nodes."""
+EdgeKey = tuple[str, str, str, str]
+"""An edge's identity: (source, source type, target, target type)."""
+
+
+def type_rank(node_type: str) -> tuple[int, str]:
+    """Where `node_type` comes among the types one name can have: service, client, database,
+    messaging, external, then any other by name."""
+    if node_type in NODE_TYPE_PRECEDENCE:
+        return (NODE_TYPE_PRECEDENCE.index(node_type), "")
+    return (len(NODE_TYPE_PRECEDENCE), node_type)
+
+
+def node_order(key: NodeKey) -> tuple[str, tuple[int, str]]:
+    """Sort key of nodes: by name, then the types of one name by `type_rank`."""
+    return (key[0], type_rank(key[1]))
+
+
+def node_ids(keys: Iterable[NodeKey]) -> dict[NodeKey, str]:
+    """A unique id per node of one answer: the name, but for a name several nodes have, only
+    the first of them by `type_rank` (the service, when there is one) has the name as id and
+    every other one has `<type>:<name>` (with `~2`, `~3`... should that be another's id too)."""
+    ordered = sorted(set(keys), key=node_order)
+    ids: dict[NodeKey, str] = {}
+    taken: set[str] = set()
+    for key in ordered:  # the first node of each name keeps the name
+        if key[0] not in taken:
+            ids[key] = key[0]
+            taken.add(key[0])
+    for key in ordered:
+        if key not in ids:
+            found = candidate = f"{key[1]}:{key[0]}"
+            number = 1
+            while found in taken:
+                number += 1
+                found = f"{candidate}~{number}"
+            ids[key] = found
+            taken.add(found)
+    return ids
 
 
 @dataclass(slots=True)
@@ -175,12 +217,16 @@ class Signals:
 
 @dataclass(slots=True)
 class Node:
-    """A service or virtual node with the signals of what it answers."""
+    """A service or virtual node with the signals of what it answers; `key` is its identity."""
 
     name: str
     type: str
     signals: Signals
     signals_from: str
+
+    @property
+    def key(self) -> NodeKey:
+        return (self.name, self.type)
 
 
 @dataclass(slots=True)
@@ -202,11 +248,31 @@ class Edge:
         any."""
         return top_reason(self.plaintext_reasons)
 
+    @property
+    def key(self) -> EdgeKey:
+        return (self.source, self.source_type, self.target, self.target_type)
+
+    @property
+    def source_key(self) -> NodeKey:
+        return (self.source, self.source_type)
+
+    @property
+    def target_key(self) -> NodeKey:
+        return (self.target, self.target_type)
+
 
 @dataclass(slots=True)
 class Graph:
+    """Nodes (one per name and type) and the edges between them."""
+
     nodes: list[Node]
     edges: list[Edge]
+
+    def node_ids(self) -> dict[NodeKey, str]:
+        """A unique id for every node and edge end (`node_ids`)."""
+        keys = [node.key for node in self.nodes]
+        keys += [key for edge in self.edges for key in (edge.source_key, edge.target_key)]
+        return node_ids(keys)
 
 
 @dataclass(slots=True)
@@ -240,6 +306,7 @@ class ServiceSeries:
     series: Series
     points: list[SeriesPoint]
     signals_from: str
+    node_type: str = SERVICE
 
 
 @dataclass(slots=True)
@@ -259,8 +326,8 @@ class MtlsSummary:
     tls_edges: list[Edge]
     series: Series
     points: list[MtlsPoint]
-    edge_points: dict[tuple[str, str], list[Mtls]] = field(default_factory=dict)
-    """Each counted edge's mTLS states per point of `series`, by (source, target)."""
+    edge_points: dict[EdgeKey, list[Mtls]] = field(default_factory=dict)
+    """Each counted edge's mTLS states per point of `series`, by `Edge.key`."""
 
 
 def top_reason(reasons: Mapping[str, int]) -> str | None:

@@ -47,7 +47,7 @@ Where = str | tuple[str, ...]
 
 EDGE_ANY = "TRUE"
 EDGE_OF = ("t.source = :name", "t.target = :name")
-EDGE_INTO = "t.target = :name"
+"""The edges of a name, whatever the type of its end: every node of the name."""
 
 SATURATION_ANY = "TRUE"
 SATURATION_OF = "t.service = :name"
@@ -158,28 +158,32 @@ GROUP BY 1
 
 def _metered(rows: Rows, where: Where) -> str:
     """The edges (`where` on alias t) with mesh-metrics rows among `rows`: a row counts when it
-    is of mesh metrics or its edge has none (`_COUNTED`, with `_JOIN_METERED`)."""
+    is of mesh metrics or its edge (both ends' names and types) has none (`_COUNTED`, with
+    `_JOIN_METERED`)."""
     return f"""
 metered AS (
-    SELECT DISTINCT t.source, t.target FROM edge_rollups t
+    SELECT DISTINCT t.source, t.source_type, t.target, t.target_type FROM edge_rollups t
     WHERE {rows.predicate(where)} AND t.source_kind = 'mesh-metrics')"""
 
 
 _COUNTED = "(t.source_kind = 'mesh-metrics' OR m.source IS NULL)"
-_JOIN_METERED = "LEFT JOIN metered m ON m.source = t.source AND m.target = t.target"
+_JOIN_METERED = (
+    "LEFT JOIN metered m ON m.source = t.source AND m.source_type = t.source_type"
+    " AND m.target = t.target AND m.target_type = t.target_type"
+)
 _SERVED = """,
 served AS (
     SELECT DISTINCT t.service FROM service_rollups t WHERE {rows})"""
-_JOIN_SERVED = "LEFT JOIN served s ON s.service = t.target"
+_JOIN_SERVED = "LEFT JOIN served s ON s.service = t.target AND t.target_type = 'service'"
 
 
 def edges(
     rows: Rows, where: Where, name: str | None = None, *, served_latency: bool = True
 ) -> Query:
-    """Edge rows (`where` on alias t) summed per edge, kind and point: source, source type,
-    target, target type (the greatest seen), kind (source_kind), counted, point, requests,
-    errors, latency, mTLS mutual, tls, plaintext and unknown, plaintext reasons (an array of
-    the rows' non-empty {reason: requests}, or NULL).
+    """Edge rows (`where` on alias t) summed per edge (source, source type, target, target
+    type), kind and point: source, source type, target, target type, kind (source_kind),
+    counted, point, requests, errors, latency, mTLS mutual, tls, plaintext and unknown,
+    plaintext reasons (an array of the rows' non-empty {reason: requests}, or NULL).
 
     Kinds that do not count come without histograms and reasons. With `served_latency` false,
     neither come for edges into a service with entry-span rows among `rows` either (whose node
@@ -191,29 +195,28 @@ def edges(
         with_served = _SERVED.format(rows=rows.predicate(SERVICE_TOTALS))
         join_served = _JOIN_SERVED
     statement = f"""WITH {_metered(rows, where)}{with_served}
-SELECT t.source, max(t.source_type) AS source_type, t.target,
-       max(t.target_type) AS target_type, t.source_kind AS kind,
+SELECT t.source, t.source_type, t.target, t.target_type, t.source_kind AS kind,
        bool_or({_COUNTED}) AS counted, {rows.point()} AS point,
        {_SUMS.format(latency=_latency(wanted))},
        jsonb_agg(t.plaintext_reasons)
            FILTER (WHERE {wanted} AND t.plaintext_reasons <> '{{}}'::jsonb) AS plaintext_reasons
 FROM edge_rollups t {_JOIN_METERED} {join_served}
 WHERE {rows.predicate(where)}
-GROUP BY t.source, t.target, t.source_kind, 7
+GROUP BY t.source, t.source_type, t.target, t.target_type, t.source_kind, 7
 """
     return Query(text(statement), _with_name(rows.parameters(), name))
 
 
 def mtls_points(rows: Rows) -> Query:
-    """mTLS states per edge, kind and point (the coverage series): source, target, kind,
-    counted, point, mTLS mutual, tls, plaintext and unknown."""
+    """mTLS states per edge, kind and point (the coverage series): source, source type,
+    target, target type, kind, counted, point, mTLS mutual, tls, plaintext and unknown."""
     statement = f"""WITH {_metered(rows, EDGE_ANY)}
-SELECT t.source, t.target, t.source_kind AS kind, {_COUNTED} AS counted,
-       {rows.point()} AS point,
+SELECT t.source, t.source_type, t.target, t.target_type, t.source_kind AS kind,
+       {_COUNTED} AS counted, {rows.point()} AS point,
        {_MTLS_SUMS}
 FROM edge_rollups t {_JOIN_METERED}
 WHERE {rows.predicate()}
-GROUP BY 1, 2, 3, 4, 5
+GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
     return Query(text(statement), rows.parameters())
 
@@ -234,17 +237,39 @@ NODE_TYPE = text(
     f"""
 (SELECT 'service' FROM service_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
 UNION ALL
-(SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = {HOUR} LIMIT 1)
-UNION ALL
-(SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = {HOUR} LIMIT 1)
-UNION ALL
 (SELECT 'service' FROM saturation_rollups WHERE service = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT source_type FROM edge_rollups WHERE source = :name AND resolution = {HOUR}
+ ORDER BY source_type <> 'service' LIMIT 1)
+UNION ALL
+(SELECT target_type FROM edge_rollups WHERE target = :name AND resolution = {HOUR}
+ ORDER BY target_type <> 'service' LIMIT 1)
 LIMIT 1
 """
 )
-"""The type `name` had in any rollup row (none: never seen); a name with utilization gauges
-only is a service. Each part is a lookup in an index that starts with the name; it runs only
-for a name with no row in the window."""
+"""A type `name` had in any rollup row, `service` when it ever was one (none: never seen); a
+name with utilization gauges only is a service. Each part reads an index that starts with the
+name (the edges' parts every hour row of the name); it runs only for a name with no row in the
+window."""
+
+NODE_SEEN = text(
+    f"""
+(SELECT 1 FROM service_rollups
+ WHERE :type = 'service' AND service = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT 1 FROM saturation_rollups
+ WHERE :type = 'service' AND service = :name AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT 1 FROM edge_rollups
+ WHERE source = :name AND source_type = :type AND resolution = {HOUR} LIMIT 1)
+UNION ALL
+(SELECT 1 FROM edge_rollups
+ WHERE target = :name AND target_type = :type AND resolution = {HOUR} LIMIT 1)
+LIMIT 1
+"""
+)
+"""1 when the node (`name`, `type`) is in any rollup row, none when it never was (as
+`NODE_TYPE`)."""
 
 
 def _with_name(parameters: dict[str, object], name: str | None) -> dict[str, object]:

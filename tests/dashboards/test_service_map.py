@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from dashboards.layout import Position
 from dashboards.service_map import (
     HEALTH_COLOURS,
     focus,
@@ -18,7 +19,7 @@ from dashboards.service_map import (
     map_figure,
     plotly_text,
 )
-from meshlens.read.results import Edge, Graph, Latency, Mtls, Node, Signals
+from meshlens.read.results import Edge, Graph, Latency, Mtls, Node, NodeKey, Signals
 
 SECONDS = 60.0
 TYPES = {
@@ -112,6 +113,13 @@ def mesh(services: int = 210, edges: int = 1000, seed: int = 7) -> Graph:
     return graph(edge(s, t, rng.randrange(1, 100_000)) for s, t in sorted(pairs))
 
 
+def by_name(positions: dict[NodeKey, Position]) -> dict[str, Position]:
+    """Positions by name, for graphs whose names are unique."""
+    named = {name: position for (name, _), position in positions.items()}
+    assert len(named) == len(positions)
+    return named
+
+
 # --- figure helpers ----------------------------------------------------------------------------
 
 
@@ -133,7 +141,7 @@ def segments(trace: dict[str, Any]) -> Iterator[list[tuple[float, float]]]:
 
 def edge_lines(g: Graph, figure: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """The line trace drawing each edge, found by the edge's end points."""
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     ends = {(positions[e.source], positions[e.target]): (e.source, e.target) for e in g.edges}
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for trace in traces(figure, "edges:"):
@@ -233,7 +241,7 @@ def test_focus_rejects_negative_hops() -> None:
 
 def test_callers_left_of_callees_on_a_dag() -> None:
     g = shop()
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     assert set(positions) == {n.name for n in g.nodes}
     for e in g.edges:
         assert positions[e.source][0] < positions[e.target][0], (e.source, e.target)
@@ -258,7 +266,7 @@ def test_positions_are_distinct_and_layers_centred() -> None:
 
 def test_clients_start_the_map_even_when_called() -> None:
     g = graph([edge("user", "frontend"), edge("frontend", "user"), edge("frontend", "cart")])
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     assert positions["user"][0] == 0
     assert positions["frontend"][0] < positions["cart"][0]
 
@@ -277,7 +285,7 @@ def test_a_cycle_keeps_every_node() -> None:
         ],
         "lonely",
     )
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     assert set(positions) == {n.name for n in g.nodes}
     assert len(set(positions.values())) == len(positions)
     # the cycle is entered where it is called from, and only its closing edge goes back
@@ -312,7 +320,7 @@ def test_crossings_are_reduced() -> None:
             edge("a2", "z3"),
         ]
     )
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     y = {name: position[1] for name, position in positions.items()}
     assert (y["a1"] > y["b1"]) == (y["z2"] > y["a2"]) == (y["a3"] > y["z3"])
 
@@ -321,7 +329,7 @@ def test_a_big_mesh_is_laid_out() -> None:
     g = mesh()
     assert len(g.nodes) > 200
     assert len(g.edges) == 1000
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     assert set(positions) == {n.name for n in g.nodes}
     assert len(set(positions.values())) == len(positions)
     backwards = sum(
@@ -386,7 +394,7 @@ def test_one_node_point_per_node_one_trace_per_type() -> None:
         "external": "hexagon",
         "client": "triangle-right",
     }
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     for name, point in points.items():
         assert point["xy"] == positions[name]
         assert point["text"] == name  # labels are the names
@@ -411,7 +419,7 @@ def test_one_edge_line_arrow_and_hover_point_per_edge() -> None:
     # the reciprocal pair is drawn as two distinct curves
     forth = [s for t in traces(figure, "edges:") for s in segments(t) if len(s) > 2]
     assert len(forth) == 3  # frontend -> cart, cart -> frontend and the loop
-    positions = layered_positions(g)
+    positions = by_name(layered_positions(g))
     arrows = traces(figure, "arrows:")
     tips = [
         (x, y)
@@ -585,3 +593,63 @@ def test_figure_is_json_and_deterministic() -> None:
     assert names == ["service", "database", "messaging", "client"]
     assert sum(len(t["x"]) for t in traces(big, "nodes:")) == len(big_mesh.nodes)
     orjson.dumps(big)
+
+
+# --- a service and a virtual node of one name ---------------------------------------------------
+
+
+def same_name() -> Graph:
+    """cart calls the service `redis` (a proxy) and the database `redis`; checkout calls the
+    service only."""
+    to_service = Edge("cart", "service", "redis", "service", ("traces",), signals(600))
+    to_database = Edge("cart", "service", "redis", "database", ("traces",), signals(60, 6))
+    from_checkout = Edge("checkout", "service", "redis", "service", ("traces",), signals(6))
+    nodes = [
+        Node("cart", "service", signals(0), "inbound-edges"),
+        Node("checkout", "service", signals(0), "inbound-edges"),
+        Node("redis", "service", signals(606), "entry-spans"),
+        Node("redis", "database", signals(60, 6), "inbound-edges"),
+    ]
+    return Graph(nodes=nodes, edges=[to_service, to_database, from_checkout])
+
+
+def test_a_service_and_a_database_of_one_name_are_two_points() -> None:
+    g = same_name()
+    positions = layered_positions(g)
+    assert set(positions) == {n.key for n in g.nodes}
+    assert len(set(positions.values())) == 4
+    figure = map_figure(g, query="?window=15m")
+    points = sorted(
+        (t["uid"], t["x"][n], t["y"][n], t["customdata"][n])
+        for t in traces(figure, "nodes:")
+        for n in range(len(t["x"]))
+    )
+    service, database = positions["redis", "service"], positions["redis", "database"]
+    assert [p for p in points if p[3] is None or "redis" in p[3]] == sorted(
+        [
+            ("nodes:service", *service, "/services/redis?window=15m"),
+            ("nodes:database", *database, None),
+        ]
+    )
+    tips = sorted(
+        (x, y)
+        for t in traces(figure, "arrows:")
+        for x, y, size in zip(t["x"], t["y"], t["marker"]["size"], strict=True)
+        if size > 0
+    )
+    assert tips == sorted([service, database, service])
+    hovers = [text for t in traces(figure, "nodes:database") for text in t["hovertext"]]
+    assert hovers[0].startswith("<b>redis</b><br>database<br>")
+    assert "60 requests" in hovers[0]
+
+
+def test_focus_on_a_shared_name_is_the_service() -> None:
+    g = same_name()
+    shown = focus(g, "redis", 1)
+    assert [n.key for n in shown.nodes] == [
+        ("cart", "service"),
+        ("checkout", "service"),
+        ("redis", "service"),
+    ]
+    assert [e.target_type for e in shown.edges] == ["service", "service"]
+    assert {n.key for n in focus(g, "redis", 2).nodes} == {n.key for n in g.nodes}

@@ -140,6 +140,8 @@ def test_migrations_match_the_schema_description(database_url: str) -> None:
                 for index in table.indexes
             }
             assert live_indexes == described_indexes, table.name
+            live_key = inspector.get_pk_constraint(table.name)["constrained_columns"]
+            assert live_key == [column.name for column in table.primary_key], table.name
     finally:
         engine.dispose()
     with psycopg.connect(database_url) as conn:

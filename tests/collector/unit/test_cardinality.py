@@ -101,9 +101,12 @@ def test_the_fold_counts_every_request_under_the_overflow() -> None:
         (OVERFLOW, OVERFLOW, OVERFLOW): 6,
         (OVERFLOW, "", ""): 6,
     }
-    edges = {k[3:5]: s.requests for k, s in fold.signals.items() if k[0] == "edge" and k[1] == 60}
-    assert edges == {("a", "b"): 1, (OVERFLOW, "a"): 2, ("a", OVERFLOW): 7}
-    assert fold.types[("edge", 60, 0, OVERFLOW, "a", "traces", "")] == ("service", "service")
+    edges = {k[3:7]: s.requests for k, s in fold.signals.items() if k[0] == "edge" and k[1] == 60}
+    assert edges == {
+        ("a", "service", "b", "service"): 1,
+        (OVERFLOW, "service", "a", "service"): 2,
+        ("a", "service", OVERFLOW, "service"): 7,
+    }
     assert budget.folded == {Kind.OPERATION: 4, Kind.SERVICE: 6, Kind.EDGE: 9}
 
 
