@@ -193,7 +193,10 @@ LATENCY_COLUMNS = ("latency_keys", "latency_counts")
 """A latency histogram: its bucket keys (`meshlens.signals.histogram`), sorted, and their counts."""
 MTLS_COLUMNS = ("mtls_mutual", "mtls_tls", "mtls_plaintext", "mtls_unknown")
 """Requests by mTLS state."""
-SIGNAL_COLUMNS = (*REQUEST_COLUMNS, *LATENCY_COLUMNS, *MTLS_COLUMNS)
+SAMPLING_COLUMNS = ("unknown_rate",)
+"""Of the requests, those counted from spans sampled at a rate nobody declared (a proxy's,
+without `MESHLENS_SPAN_SAMPLING_PERCENT`): their rate is a lower bound."""
+SIGNAL_COLUMNS = (*REQUEST_COLUMNS, *LATENCY_COLUMNS, *MTLS_COLUMNS, *SAMPLING_COLUMNS)
 """The signal columns of `rollup_inbox` and the rollup tables, in their order: what the deriver
 writes and the read layer sums. Spell them from here, not as strings of their own."""
 
@@ -205,11 +208,16 @@ def _signal_columns() -> list[Column[object]]:
         Column(keys, ARRAY(SmallInteger), nullable=False),
         Column(counts, ARRAY(BigInteger), nullable=False),
         *map(_count_column, MTLS_COLUMNS),
+        *map(_counted_from_zero, SAMPLING_COLUMNS),
     ]
 
 
 def _count_column(name: str) -> Column[object]:
     return Column(name, BigInteger, nullable=False)
+
+
+def _counted_from_zero(name: str) -> Column[object]:
+    return Column(name, BigInteger, nullable=False, server_default=text("0"))
 
 
 edge_halves_inbox = Table("edge_halves_inbox", metadata, *_half_columns())

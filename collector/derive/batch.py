@@ -104,7 +104,7 @@ class RollupSignals:
             and all(count <= 0 for count in self.latency.counts.values())
         )
 
-    def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int]:
+    def columns(self) -> tuple[int, int, list[int], list[int], int, int, int, int, int]:
         """The signal columns of the rollup tables, in their order (`SIGNAL_COLUMNS`)."""
         keys, counts = self.latency.to_arrays()
         if any(count <= 0 for count in counts):  # a take-back whose count was never stored
@@ -112,7 +112,8 @@ class RollupSignals:
             keys, counts = [key for key, _ in kept], [count for _, count in kept]
         unknown, plaintext, tls, mutual = (max(count, 0) for count in self.mtls)
         requests, errors = max(self.requests, 0), max(self.errors, 0)
-        return (requests, errors, keys, counts, mutual, tls, plaintext, unknown)
+        unknown_rate = max(self.unknown_rate, 0)
+        return (requests, errors, keys, counts, mutual, tls, plaintext, unknown, unknown_rate)
 
 
 # rollup_inbox key: kind, minute (unix s), a, b, c, d, source_kind

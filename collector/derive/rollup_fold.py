@@ -72,10 +72,10 @@ class RollupFold:
         if gone:  # every request of the row moved elsewhere: no row (no node of 0 requests)
             services = [k for k in services if not self.signals[k].is_empty()]
             edges = [k for k in edges if not self.signals[k].is_empty()]
-            for kind, delete in (("service", _DELETE_SERVICE), ("edge", _DELETE_EDGE)):
+            for kind, delete, width in (("service", _DELETE_SERVICE, 5), ("edge", _DELETE_EDGE, 7)):
                 keys = [k for k in gone if k[0] == kind]
                 if keys:
-                    await conn.execute(delete, _columns_of(keys))
+                    await conn.execute(delete, _columns_of(keys, width))
         async with conn.cursor() as cursor:
             await cursor.executemany(
                 _UPSERT_SERVICE, [k[1:6] + self.signals[k].columns() for k in services]
@@ -137,12 +137,13 @@ def _within_budget(
 
 def signals_from_columns(columns: tuple[Any, ...]) -> RollupSignals:
     """RollupSignals from the signal columns of a rollup row, in their order."""
-    requests, errors, keys, counts, mutual, tls, plaintext, unknown = columns
+    requests, errors, keys, counts, mutual, tls, plaintext, unknown, unknown_rate = columns
     return RollupSignals(
         requests,
         errors,
         LatencyHistogram.from_arrays(keys, counts),
         [unknown, plaintext, tls, mutual],
+        unknown_rate,
     )
 
 
@@ -176,20 +177,21 @@ _DELETE_SERVICE = """
 """
 _DELETE_EDGE = """
     DELETE FROM edge_rollups
-    WHERE (resolution, bucket_unix, source, target, source_kind) IN (
-        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[]))
+    WHERE (resolution, bucket_unix, source, source_type, target, target_type, source_kind) IN (
+        SELECT * FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::text[], %s::text[],
+            %s::text[], %s::text[]))
 """
 _UPSERT_SERVICE = f"""
     INSERT INTO service_rollups (resolution, bucket_unix, service, operation, version,
         {_SIGNAL_NAMES})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    VALUES ({", ".join(["%s"] * (5 + len(SIGNAL_COLUMNS)))})
     ON CONFLICT (resolution, bucket_unix, service, operation, version)
     DO UPDATE SET {_SIGNAL_UPDATES}
 """
 _UPSERT_EDGE = f"""
     INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target, target_type,
         source_kind, plaintext_reasons, {_SIGNAL_NAMES})
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    VALUES ({", ".join(["%s"] * (8 + len(SIGNAL_COLUMNS)))})
     ON CONFLICT (resolution, bucket_unix, source, source_type, target, target_type, source_kind)
     DO UPDATE SET {_SIGNAL_UPDATES}, plaintext_reasons = EXCLUDED.plaintext_reasons
 """

@@ -295,6 +295,7 @@ def test_trace_example_is_stored_field_by_field(server: RunningServer) -> None:
         "resource_service": "my.service",
         "resource_attributes": EXAMPLE_RESOURCE,
         "sender_id": None,  # no client certificate: plain HTTP
+        "trace_state": None,  # the example has no tracestate
     }
 
 
@@ -642,6 +643,7 @@ def test_snake_case_field_names_are_accepted(server: RunningServer) -> None:
         "resource_service": "my.service",
         "resource_attributes": EXAMPLE_RESOURCE,
         "sender_id": None,  # no client certificate: plain HTTP
+        "trace_state": None,  # the example has no tracestate
     }
 
     metrics, offset = load("metrics.json"), recent_offset()

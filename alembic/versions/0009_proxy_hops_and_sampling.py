@@ -1,7 +1,7 @@
 """Halves of proxy hops, calls counted before their other half arrived, and sampled spans.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 
 `edge_halves` and `edge_halves_inbox` gain what `collector.derive.pairing` needs to make a
@@ -16,15 +16,16 @@ sidecar and its app one hop, and to count a call without a server half within se
   `unknown_rate`: a proxy's span sampled at a rate nobody declared.
 Sides 3 (a proxy's entry span, keyed by its own id) and 4 (a proxy's client span, keyed by its
 parent) are new values of `side`. `spans.trace_state` keeps the W3C tracestate (its `ot=th`
-sampling threshold). Adding columns with constant defaults rewrites nothing.
+sampling threshold); `unknown_rate` in the rollups (and their inbox) counts the requests from
+spans sampled at an unknown rate. Adding columns with constant defaults rewrites nothing.
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
@@ -44,6 +45,9 @@ def upgrade() -> None:
         ALTER TABLE edge_halves_inbox {_COLUMNS};
         ALTER TABLE edge_halves {_COLUMNS};
         ALTER TABLE spans ADD COLUMN trace_state text;
+        ALTER TABLE rollup_inbox ADD COLUMN unknown_rate bigint NOT NULL DEFAULT 0;
+        ALTER TABLE service_rollups ADD COLUMN unknown_rate bigint NOT NULL DEFAULT 0;
+        ALTER TABLE edge_rollups ADD COLUMN unknown_rate bigint NOT NULL DEFAULT 0;
         COMMENT ON COLUMN spans.trace_state IS 'W3C tracestate (ot=th: the sampling threshold)';
         CREATE INDEX edge_halves_uncounted ON edge_halves (arrived_at)
             WHERE side = 1 AND NOT counted AND peer_type <> 'proxy';
@@ -64,5 +68,8 @@ def downgrade() -> None:
         ALTER TABLE edge_halves_inbox {drop};
         ALTER TABLE edge_halves {drop};
         ALTER TABLE spans DROP COLUMN trace_state;
+        ALTER TABLE rollup_inbox DROP COLUMN unknown_rate;
+        ALTER TABLE service_rollups DROP COLUMN unknown_rate;
+        ALTER TABLE edge_rollups DROP COLUMN unknown_rate;
         """
     )
