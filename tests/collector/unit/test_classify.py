@@ -94,6 +94,30 @@ ENVOY_PASSTHROUGH = {
     "http.url": "https://api.github.com/repos/istio/istio",
     "http.status_code": "200",
 }
+ENVOY_BLACKHOLE = {  # REGISTRY_ONLY outbound policy: Envoy answers 502 itself
+    **ENVOY_OUTBOUND,
+    "upstream_cluster": "BlackHoleCluster",
+    "upstream_cluster.name": "BlackHoleCluster",
+    "http.url": "http://blocked.example.org/",
+    "http.status_code": "502",
+    "response_flags": "-",
+}
+ENVOY_NO_ROUTE = {  # NR: no route, so no cluster; the host is what the caller asked for (the
+    # deriver then names a known service `ratings` by it: KNOWN_SERVICES in pairing_sql)
+    key: value
+    for key, value in ENVOY_OUTBOUND.items()
+    if not key.startswith("upstream_cluster")
+} | {
+    "http.url": "http://ratings.bookinfo.svc.cluster.local:9080/ratings/0",
+    "http.status_code": "404",
+    "response_flags": "NR",
+}
+CONSUL_LOCAL_UPSTREAM = {  # an app's call to its sidecar's local upstream listener
+    "http.request.method": "GET",
+    "url.full": "http://localhost:9191/api",
+    "server.address": "localhost",
+    "server.port": 9191,
+}
 LINKERD_INBOUND = {
     "http.request.method": "GET",
     "url.scheme": "http",
@@ -465,6 +489,9 @@ def test_is_database_call(attributes: Attrs, expected: bool) -> None:
         pytest.param({"url.full": "http://[2001:db8::1]:8080/x"}, ("2001:db8::1", "external")),
         pytest.param(ENVOY_OUTBOUND, ("reviews", "service"), id="istio cluster: the service meant"),
         pytest.param(ENVOY_PASSTHROUGH, ("api.github.com", "external"), id="passthrough"),
+        pytest.param(ENVOY_BLACKHOLE, ("blocked.example.org", "external"), id="blackhole"),
+        pytest.param(ENVOY_NO_ROUTE, ("ratings.bookinfo", "external"), id="NR: the host"),
+        pytest.param(CONSUL_LOCAL_UPSTREAM, ("unknown", "external"), id="consul localhost"),
         pytest.param({"server.address": "localhost"}, ("unknown", "external"), id="localhost"),
         pytest.param({"http.method": "GET"}, ("unknown", "external"), id="nothing names it"),
         pytest.param({}, ("unknown", "external"), id="empty"),
