@@ -124,7 +124,8 @@ async def drive(options: Options, workload: TemplateSet, server: Server) -> tupl
     for task in connections:  # a bug in the generator must not pass silently
         if task.exception() is not None:
             raise RuntimeError("a load connection crashed") from task.exception()
-    return stats, dataclasses.replace(usage, lag=probe.stats.summary())
+    lag = {**probe.stats.summary(), "client_only": probe.client_only.summary()}
+    return stats, dataclasses.replace(usage, lag=lag)
 
 
 def run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:

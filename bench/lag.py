@@ -3,13 +3,17 @@
 Every few seconds during the load, a probe sends the client half of a request, then (in a
 separate request, so PostgreSQL and not the batch pairs them) the server half, and polls the
 API until the service's `upstream` lists the probe's client: the lag is measured from the
-server half's acknowledgement (the issue's definition).
+server half's acknowledgement. Beside it, a call with no server half (to a host outside the
+mesh) is sent, and the API polled until the caller's `downstream` lists that host: the lag of a
+client-only edge, from its acknowledgement (it waits `MESHLENS_UNPAIRED_COUNT_AFTER_SECONDS`
+for a server half that never comes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import statistics
 import time
@@ -35,15 +39,19 @@ class LagStats:
     def summary(self) -> dict[str, float | int | None]:
         """Median and max lag (s), probe counts."""
         done = sorted(self.seconds)
+        p95 = done[min(len(done) - 1, math.ceil(0.95 * len(done)) - 1)] if done else None
         return {
             "probes": len(done) + self.missing,
             "missing": self.missing,
             "median_s": round(statistics.median(done), 2) if done else None,
+            "p95_s": round(p95, 2) if p95 is not None else None,
             "max_s": round(done[-1], 2) if done else None,
         }
 
 
-def _half(service: str, kind: int, trace_id: bytes, span_id: bytes, parent: bytes) -> bytes:
+def _half(
+    service: str, kind: int, trace_id: bytes, span_id: bytes, parent: bytes, peer: str = ""
+) -> bytes:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     attribute = resource_spans.resource.attributes.add(key="service.name")
@@ -54,6 +62,9 @@ def _half(service: str, kind: int, trace_id: bytes, span_id: bytes, parent: byte
     span.name = "lag probe"
     span.kind = kind  # type: ignore[assignment]  # SpanKind values are ints on the wire
     span.start_time_unix_nano, span.end_time_unix_nano = now, now + 1_000_000
+    if peer:
+        address = span.attributes.add(key="server.address")
+        address.value.string_value = peer
     return request.SerializeToString()
 
 
@@ -63,6 +74,7 @@ class LagProbe:
     def __init__(self, server: Server) -> None:
         self._server = server
         self.stats = LagStats()
+        self.client_only = LagStats()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Probe every EVERY_SECONDS; each probe is followed in its own task."""
@@ -71,6 +83,7 @@ class LagProbe:
             number = 0
             while not stop.is_set():
                 probes.append(asyncio.create_task(self._probe(client, number)))
+                probes.append(asyncio.create_task(self._probe_alone(client, number)))
                 number += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), EVERY_SECONDS)
@@ -101,6 +114,26 @@ class LagProbe:
                 return
             await asyncio.sleep(0.2)
         self.stats.missing += 1
+
+    async def _probe_alone(self, client: httpx.AsyncClient, number: int) -> None:
+        tag = f"{os.getpid()}-{number}"
+        caller, host = f"lag-probe-alone-{tag}", f"lag-probe-{tag}.example.com"
+        otlp = f"http://{HOST}:{self._server.otlp_http_port}/v1/traces"
+        call = _half(caller, 3, os.urandom(16), os.urandom(8), b"", peer=host)
+        if not await _acknowledged(client, otlp, call):
+            self.client_only.missing += 1
+            return
+        acknowledged = time.perf_counter()
+        api = f"http://{HOST}:{self._server.web_port}/api/v1/services/{caller}"
+        while time.perf_counter() - acknowledged < GIVE_UP_SECONDS:
+            answer = await client.get(api, params={"window": "15m"})
+            if answer.status_code == 200 and any(
+                edge["target"] == host for edge in answer.json().get("downstream", [])
+            ):
+                self.client_only.seconds.append(time.perf_counter() - acknowledged)
+                return
+            await asyncio.sleep(0.2)
+        self.client_only.missing += 1
 
 
 async def _acknowledged(client: httpx.AsyncClient, url: str, body: bytes) -> bool:

@@ -198,9 +198,20 @@ def _lag(lag: object) -> str:
     if lag.get("median_s") is None:
         return f"no probe became visible ({lag['missing']} of {lag['probes']})"
     missing = f", {lag['missing']} never visible" if lag["missing"] else ""
-    return (
-        f"median {lag['median_s']} s   max {lag['max_s']} s "
+    paired = (
+        f"median {lag['median_s']} s   p95 {lag.get('p95_s')} s   max {lag['max_s']} s "
         f"(server half acknowledged -> edge in the API; {lag['probes']} probes{missing})"
+    )
+    alone = lag.get("client_only")
+    if not isinstance(alone, dict) or not alone.get("probes"):
+        return paired
+    if alone.get("median_s") is None:
+        return f"{paired}; client-only: none visible ({alone['missing']} of {alone['probes']})"
+    gone = f", {alone['missing']} never visible" if alone["missing"] else ""
+    return (
+        f"{paired}; client-only edge: median {alone['median_s']} s   p95 {alone['p95_s']} s   "
+        f"max {alone['max_s']} s (call acknowledged -> edge in the API; {alone['probes']} "
+        f"probes{gone})"
     )
 
 
