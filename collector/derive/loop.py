@@ -32,7 +32,13 @@ from collector.derive.cardinality_store import KnownDimensions
 from collector.derive.halves import CLIENT_SIDE, PROXY_LEG, SERVER_SIDE
 from collector.derive.metric_fold import fold_mesh_points, fold_saturation
 from collector.derive.pairing import EdgeRequests, PairingStore
-from collector.derive.pairing_fold import add_edge, fold_hop, fold_nest
+from collector.derive.pairing_fold import (
+    add_edge,
+    fold_gateway_hop,
+    fold_latency_move,
+    fold_nest_move,
+    fold_nest_taken_back,
+)
 from collector.derive.rollup_fold import RollupFold, signals_from_columns
 
 if TYPE_CHECKING:
@@ -117,12 +123,16 @@ class Deriver:
             stats.pairs += add_edge(fold, pair)
         for early in found.moved:  # counted on a virtual node, then its server half came
             stats.moved += add_edge(fold, early, sign=-1)
-        for hop in found.hops:
-            fold_hop(fold, hop)
-        stats.hops += len(found.hops)
-        for nest in found.nests:
-            fold_nest(fold, nest)
-        stats.nests += len(found.nests)
+        for hop in found.gateway_hops:
+            fold_gateway_hop(fold, hop)
+        for move in found.latency_moves:
+            fold_latency_move(fold, move)
+        stats.hops += found.hops
+        for taken in found.nests_taken_back:
+            fold_nest_taken_back(fold, taken)
+        for nest_move in found.nest_moves:
+            fold_nest_move(fold, nest_move)
+        stats.nests += found.nests
         for alone in found.counted:
             stats.unpaired_counted += add_edge(fold, alone)
         for gone in found.expired:

@@ -67,26 +67,47 @@ class Hop(NamedTuple):
     proxy_unknown: bool
 
 
-class Nest(NamedTuple):
-    """A sidecar's entry span (counted at ingest) and its app's entry span of one request."""
+class ServiceRequests(NamedTuple):
+    """Requests into one service, operation and version in one minute."""
 
     minute_unix: int
     service: str
     operation: str
     version: str
-    duration_ns: int
     error: bool
     mtls: int
-    inner_minute_unix: int
-    inner_operation: str
-    inner_version: str
-    inner_mtls: int
-    inner_duration_ns: int
-    inner_error: bool
-    weight: int
     unknown_rate: bool
-    inner_weight: int
-    inner_unknown: bool
+    durations: list[int]
+    weights: list[int]
+
+
+class NestMove(NamedTuple):
+    """Apps' requests that take their sidecar's version, mTLS state or unknown sampling rate."""
+
+    minute_unix: int
+    service: str
+    operation: str
+    version: str
+    merged_version: str
+    mtls: int
+    merged_mtls: int
+    error: bool
+    unknown_rate: bool
+    merged_unknown: bool
+    durations: list[int]
+    weights: list[int]
+
+
+class LatencyMove(NamedTuple):
+    """Calls on one edge counted with their sidecar's durations: the apps' replace them."""
+
+    minute_unix: int
+    source: str
+    target: str
+    target_type: str
+    counted_durations: list[int]
+    app_durations: list[int]
+    weights: list[int]
 
 
 class ExpiredHalves(NamedTuple):
@@ -111,8 +132,12 @@ class PairingPass:
 
     paired: list[EdgeRequests] = field(default_factory=list)
     moved: list[EdgeRequests] = field(default_factory=list)  # counted early: take back
-    hops: list[Hop] = field(default_factory=list)
-    nests: list[Nest] = field(default_factory=list)
+    hops: int = 0
+    gateway_hops: list[Hop] = field(default_factory=list)
+    latency_moves: list[LatencyMove] = field(default_factory=list)
+    nests: int = 0
+    nests_taken_back: list[ServiceRequests] = field(default_factory=list)
+    nest_moves: list[NestMove] = field(default_factory=list)
     counted: list[EdgeRequests] = field(default_factory=list)  # waited long enough alone
     expired: list[ExpiredHalves] = field(default_factory=list)
 
@@ -128,15 +153,24 @@ class PairingStore:
         alone, and end the halves older than the pairing window."""
         found = PairingPass()
         await self._execute(*sql.SETUP, *sql.TAKE_INBOX, *sql.HOPS)
-        found.hops = [Hop(*row) for row in await self._rows(sql.HOPS_READ)]
+        found.hops = (await self._rows(sql.HOPS_COUNT))[0][0]
+        if found.hops:
+            found.moved = [EdgeRequests(*row) for row in await self._rows(sql.HOPS_TAKEN_BACK)]
+            found.gateway_hops = [Hop(*row) for row in await self._rows(sql.HOPS_OF_GATEWAYS)]
+            latency = await self._rows(sql.HOPS_LATENCY)
+            found.latency_moves = [LatencyMove(*row) for row in latency]
         await self._execute(*sql.PAIRS)
         found.paired = [
             EdgeRequests(minute, source, target, "service", *signals)
             for minute, source, target, *signals in await self._rows(sql.PAIRED_EDGES)
         ]
-        found.moved = [EdgeRequests(*row) for row in await self._rows(sql.MOVED)]
+        found.moved += [EdgeRequests(*row) for row in await self._rows(sql.MOVED)]
         await self._execute(*sql.NESTS)
-        found.nests = [Nest(*row) for row in await self._rows(sql.NESTS_READ)]
+        found.nests = (await self._rows(sql.NESTS_COUNT))[0][0]
+        if found.nests:
+            taken = await self._rows(sql.NESTS_TAKEN_BACK)
+            found.nests_taken_back = [ServiceRequests(*row) for row in taken]
+            found.nest_moves = [NestMove(*row) for row in await self._rows(sql.NESTS_MOVED)]
         await self._execute(*sql.SETTLE)
         await self._conn.execute(sql.KNOWN_SERVICES, (count_after_seconds,))
         due = await self._rows(sql.COUNT_DUE, (count_after_seconds,))

@@ -12,11 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collector.derive.batch import RollupSignals
-from collector.derive.classify import MTLS_UNKNOWN
 from collector.derive.halves import paired_mtls
-from collector.derive.pairing import EdgeRequests, Hop, Nest
+from collector.derive.pairing import EdgeRequests, Hop, LatencyMove, NestMove, ServiceRequests
 from collector.derive.rollup_fold import RollupFold
-from collector.derive.span_facts import UNKNOWN_VERSION
 from meshlens.signals.histogram import bucket_of
 
 
@@ -43,55 +41,48 @@ def add_edge(fold: RollupFold, edge: EdgeRequests, sign: int = 1) -> int:
     return len(edge.durations)
 
 
-def fold_hop(fold: RollupFold, hop: Hop) -> None:
-    """An app's client span met its sidecar's span of the same call."""
-    if hop.counted:  # the app's span waited alone and counted on its virtual node: take back
-        early = EdgeRequests(hop.minute_unix, hop.service, hop.peer, hop.peer_type, hop.error,
-                             hop.mtls, hop.unknown_rate, [hop.duration_ns],
-                             [hop.weight])  # fmt: skip
-        add_edge(fold, early, sign=-1)
-    if hop.proxy_service != hop.service:  # a gateway's one CLIENT span: a request into it
-        state = paired_mtls(hop.proxy_mtls, hop.mtls)
-        key = (hop.service, "service", hop.proxy_service, "service")
-        caller = _signals([hop.duration_ns], [hop.weight], hop.proxy_error, state,
-                          hop.unknown_rate)  # fmt: skip
-        fold.add("edge", hop.minute_unix, key, caller, "traces")
-        signals = _signals([hop.proxy_duration_ns], [hop.proxy_weight], hop.proxy_error,
-                           hop.proxy_mtls, hop.proxy_unknown)  # fmt: skip
-        _fold_service(fold, hop.proxy_minute_unix, hop.proxy_service, hop.proxy_operation,
-                      hop.proxy_version, signals)  # fmt: skip
-    elif hop.proxy_counted:  # the sidecar's call counted with its own duration: the app's now
-        signals = RollupSignals()
-        counts = signals.latency.counts
-        counts[bucket_of(hop.proxy_duration_ns)] = -hop.proxy_weight
-        app = bucket_of(hop.duration_ns)
-        counts[app] = counts.get(app, 0) + hop.proxy_weight
-        key = (hop.service, "service", hop.proxy_peer, hop.proxy_peer_type)
-        fold.add("edge", hop.proxy_minute_unix, key, signals, "traces")
+def fold_gateway_hop(fold: RollupFold, hop: Hop) -> None:
+    """An old gateway's one CLIENT span under a caller's client span: a request caller ->
+    gateway, and a request into the gateway."""
+    state = paired_mtls(hop.proxy_mtls, hop.mtls)
+    key = (hop.service, "service", hop.proxy_service, "service")
+    caller = _signals([hop.duration_ns], [hop.weight], hop.proxy_error, state, hop.unknown_rate)
+    fold.add("edge", hop.minute_unix, key, caller, "traces")
+    signals = _signals([hop.proxy_duration_ns], [hop.proxy_weight], hop.proxy_error,
+                       hop.proxy_mtls, hop.proxy_unknown)  # fmt: skip
+    _fold_service(fold, hop.proxy_minute_unix, hop.proxy_service, hop.proxy_operation,
+                  hop.proxy_version, signals)  # fmt: skip
 
 
-def fold_nest(fold: RollupFold, nest: Nest) -> None:
-    """A sidecar's entry span and its app's are one request: the app's counts it (its
-    operation is the route, its latency the app's work); the sidecar's is taken back. What
-    only the sidecar knew (the version Istio labels, the mTLS state, that the proxy sampled
-    at an unknown rate) moves to the app's."""
-    outer = _signals([nest.duration_ns], [nest.weight], nest.error, nest.mtls,
-                     nest.unknown_rate, sign=-1)  # fmt: skip
-    _fold_service(fold, nest.minute_unix, nest.service, nest.operation, nest.version, outer)
-    version, mtls = nest.inner_version, nest.inner_mtls
-    if version == UNKNOWN_VERSION and nest.version != UNKNOWN_VERSION:
-        version = nest.version
-    if mtls == MTLS_UNKNOWN:
-        mtls = nest.mtls
-    unknown = nest.inner_unknown or nest.unknown_rate
-    if (version, mtls, unknown) == (nest.inner_version, nest.inner_mtls, nest.inner_unknown):
-        return
-    minute, service, operation = nest.inner_minute_unix, nest.service, nest.inner_operation
-    duration, weight, error = [nest.inner_duration_ns], [nest.inner_weight], nest.inner_error
-    taken = _signals(duration, weight, error, nest.inner_mtls, nest.inner_unknown, sign=-1)
-    _fold_service(fold, minute, service, operation, nest.inner_version, taken)
-    merged = _signals(duration, weight, error, mtls, unknown)
-    _fold_service(fold, minute, service, operation, version, merged)
+def fold_latency_move(fold: RollupFold, move: LatencyMove) -> None:
+    """Sidecar calls counted with the sidecar's durations take their apps' durations."""
+    signals = RollupSignals()
+    counts = signals.latency.counts
+    for counted, app, weight in zip(
+        move.counted_durations, move.app_durations, move.weights, strict=True
+    ):
+        was, now = bucket_of(counted), bucket_of(app)
+        counts[was] = counts.get(was, 0) - weight
+        counts[now] = counts.get(now, 0) + weight
+    key = (move.source, "service", move.target, move.target_type)
+    fold.add("edge", move.minute_unix, key, signals, "traces")
+
+
+def fold_nest_taken_back(fold: RollupFold, taken: ServiceRequests) -> None:
+    """A sidecar's entry spans whose apps' own spans count the requests: taken back."""
+    signals = _signals(taken.durations, taken.weights, taken.error, taken.mtls,
+                       taken.unknown_rate, sign=-1)  # fmt: skip
+    _fold_service(fold, taken.minute_unix, taken.service, taken.operation, taken.version, signals)
+
+
+def fold_nest_move(fold: RollupFold, move: NestMove) -> None:
+    """Apps' requests move to their sidecar's version, mTLS state, unknown sampling rate."""
+    minute, service, operation = move.minute_unix, move.service, move.operation
+    durations, weights, error = move.durations, move.weights, move.error
+    taken = _signals(durations, weights, error, move.mtls, move.unknown_rate, sign=-1)
+    _fold_service(fold, minute, service, operation, move.version, taken)
+    merged = _signals(durations, weights, error, move.merged_mtls, move.merged_unknown)
+    _fold_service(fold, minute, service, operation, move.merged_version, merged)
 
 
 def _fold_service(

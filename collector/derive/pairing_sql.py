@@ -70,7 +70,7 @@ SETUP = (
 TAKE_INBOX = (
     "WITH moved AS (DELETE FROM edge_halves_inbox RETURNING *) INSERT INTO derive_new"
     " SELECT * FROM moved",
-    "ANALYZE derive_new",
+    "ANALYZE derive_new (trace_id, span_id, side)",
 )
 
 # --- hops: an app's client span and the span its sidecar made of the same call -------------
@@ -99,13 +99,28 @@ HOPS = (
 under it (`p`). The sidecar's call is the one that reaches the server: it takes the app's
 duration (what the caller experienced) and the app's half is consumed. When the two belong to
 different services, the proxy is a gateway whose one CLIENT span is also its own request."""
-HOPS_READ = f"""
+HOPS_COUNT = "SELECT count(*) FROM derive_hops"
+HOPS_TAKEN_BACK = f"""
+    SELECT {_MINUTE}, service, peer, peer_type, error, mtls, unknown_rate,
+        array_agg(duration_ns), array_agg(weight)
+    FROM derive_hops WHERE counted GROUP BY 1, 2, 3, 4, 5, 6, 7
+"""
+"""App client spans that waited alone and counted on their virtual node: taken back."""
+HOPS_OF_GATEWAYS = f"""
     SELECT {_MINUTE}, service, counted, peer, peer_type, duration_ns, error, mtls,
         proxy_start / 60000000000 * 60, proxy_service, proxy_counted, proxy_peer,
         proxy_peer_type, proxy_duration, proxy_error, proxy_mtls, proxy_operation, proxy_version,
         weight, unknown_rate, proxy_weight, proxy_unknown
-    FROM derive_hops
+    FROM derive_hops WHERE service <> proxy_service
 """
+HOPS_LATENCY = """
+    SELECT proxy_start / 60000000000 * 60, service, proxy_peer, proxy_peer_type,
+        array_agg(proxy_duration), array_agg(duration_ns), array_agg(proxy_weight)
+    FROM derive_hops WHERE service = proxy_service AND proxy_counted GROUP BY 1, 2, 3, 4
+"""
+"""Sidecar calls counted with the sidecar's duration before their app's span came: the app's
+duration replaces it. (A hop whose sidecar call is not counted yet changes nothing here: the
+sidecar's half took the app's duration.)"""
 
 # --- pairs: a client half and a server half under the same span id -------------------------
 _PAIR = (
@@ -173,15 +188,33 @@ NESTS = (
     + _not_done("nests", SERVER_SIDE),
     _consume("derive_nests", (PROXY_ENTRY_SIDE, SERVER_SIDE)),
 )
-NESTS_READ = f"""
-    SELECT {_MINUTE}, service, operation, version, duration_ns, error, mtls,
-        inner_start / 60000000000 * 60, inner_operation, inner_version, inner_mtls,
-        inner_duration, inner_error, weight, unknown_rate, inner_weight, inner_unknown
-    FROM derive_nests
+NESTS_COUNT = "SELECT count(*) FROM derive_nests"
+NESTS_TAKEN_BACK = f"""
+    SELECT {_MINUTE}, service, operation, version, error, mtls, unknown_rate,
+        array_agg(duration_ns), array_agg(weight)
+    FROM derive_nests GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
+"""The sidecars' entry spans whose apps' spans count the request: taken back."""
+NESTS_MOVED = """
+    SELECT inner_start / 60000000000 * 60, service, inner_operation, inner_version,
+        merged_version, inner_mtls, merged_mtls, inner_error, inner_unknown, merged_unknown,
+        array_agg(inner_duration), array_agg(inner_weight)
+    FROM (
+        SELECT *,
+            CASE WHEN inner_version = 'unknown' AND version <> 'unknown' THEN version
+                 ELSE inner_version END AS merged_version,
+            CASE WHEN inner_mtls = 0 THEN mtls ELSE inner_mtls END AS merged_mtls,
+            inner_unknown OR unknown_rate AS merged_unknown
+        FROM derive_nests
+    ) AS n
+    WHERE (merged_version, merged_mtls, merged_unknown)
+        IS DISTINCT FROM (inner_version, inner_mtls, inner_unknown)
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+"""
+"""Apps' requests that take what only their sidecar knew: Istio's version label where the app
+names none (`span_facts.UNKNOWN_VERSION`), the mTLS state, an unknown sampling rate."""
 
 SETTLE = (
-    "ANALYZE derive_done",
     "DELETE FROM edge_halves h USING derive_done d"
     " WHERE h.trace_id = d.trace_id AND h.span_id = d.span_id AND h.side = d.side",
     f"INSERT INTO edge_halves ({_HALF}) SELECT {_HALF} FROM derive_new n WHERE NOT EXISTS"
