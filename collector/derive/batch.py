@@ -155,10 +155,10 @@ class BatchDerivation:
             self.halves.append(
                 half(client, trace_id, span_id, CLIENT_SIDE, peer, peer_type, via or None)
             )
-            if via and not client.proxy_leg:
+            if via and not client.proxy_leg and not _is_gateway_egress(client):
                 self.halves.append(half(client, trace_id, via, PROXY_CLIENT_SIDE, via=span_id))
         for client, target in paired:  # where a sidecar's call counted, for its app's span
-            if client.proxy == ENVOY and client.parent_span_id:
+            if client.proxy == ENVOY and client.parent_span_id and not _is_gateway_egress(client):
                 self.halves.append(
                     half(
                         client,
@@ -253,3 +253,10 @@ class BatchDerivation:
                 paired.append((client, service))
             elif client.proxy_leg and client.parent_span_id and not f.proxy_leg:  # the app's
                 self.halves.append(half(f, trace_id, client.parent_span_id, SERVER_SIDE))
+
+
+def _is_gateway_egress(f: SpanFacts) -> bool:
+    """A gateway's upstream span (Istio >= 1.28), `router <cluster> egress`, the child of the
+    gateway's own SERVER span (Envoy source/common/router/upstream_request.cc): no app span of
+    the same call can come, so it leaves no proxy-client half."""
+    return f.gateway and f.operation.startswith("router ") and f.operation.endswith(" egress")

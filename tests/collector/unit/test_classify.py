@@ -24,8 +24,10 @@ from collector.derive.classify import (
     SPAN_KEYS,
     client_side_error,
     is_database_call,
+    is_envoy,
     is_error,
     is_exit,
+    is_gateway,
     is_proxy_leg,
     mtls_state,
     operation,
@@ -762,3 +764,26 @@ def test_proxy_legs_of_linkerd(
     linkerd/app/inbound/src/http.rs `trace_labels`)."""
     attributes = {} if direction is None else {"direction": direction}
     assert is_proxy_leg(kind, service, attributes) is expected
+
+
+ISTIO_GATEWAY_NODE = "router~10.1.2.3~istio-ingressgateway-7d9.istio-system~istio-system.svc"
+SIDECAR_NODE = "sidecar~10.1.2.4~web-1.shop~shop.svc.cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "envoy", "gateway"),
+    [
+        pytest.param(ENVOY_OUTBOUND, True, False, id="istio sidecar"),
+        pytest.param({"component": "proxy"}, True, False, id="component tag only"),
+        pytest.param({"upstream_cluster": "local_app"}, True, False, id="cluster tag only"),
+        pytest.param(
+            {"component": "proxy", "node_id": ISTIO_GATEWAY_NODE}, True, True, id="istio gateway"
+        ),
+        pytest.param({"component": "proxy", "node_id": SIDECAR_NODE}, True, False, id="sidecar"),
+        pytest.param({"http.route": "/x"}, False, False, id="an app's span"),
+        pytest.param({"node_id": 7}, False, False, id="node_id not text"),
+    ],
+)
+def test_envoy_and_gateway_spans(attributes: Attrs, envoy: bool, gateway: bool) -> None:
+    assert is_envoy(attributes) is envoy
+    assert is_gateway(attributes) is gateway

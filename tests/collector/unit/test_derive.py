@@ -9,7 +9,13 @@ import pytest
 
 from collector.derive.batch import BatchDerivation
 from collector.derive.classify import MTLS_MUTUAL, MTLS_PLAINTEXT, MTLS_TLS, MTLS_UNKNOWN
-from collector.derive.halves import CLIENT_SIDE, SERVER_SIDE
+from collector.derive.halves import (
+    CLIENT_SIDE,
+    PROXY_CLIENT_SIDE,
+    PROXY_ENTRY_SIDE,
+    PROXY_LEG,
+    SERVER_SIDE,
+)
 from collector.derive.span_facts import SpanFacts
 from meshlens.signals.histogram import bucket_of
 
@@ -47,6 +53,11 @@ def _facts(
         values["version"],
         values["is_database"],
         values["attributes"],
+        values.get("proxy_leg", False),
+        values.get("proxy", ""),
+        values.get("gateway", False),
+        values.get("weight", 1),
+        values.get("unknown_rate", False),
     )
 
 
@@ -168,3 +179,74 @@ def test_service_signals_count_for_total_operation_and_version() -> None:
         ("", "v1"): (9, 0),
         ("", "v2"): (1, 1),
     }
+
+
+def _sides(derived: BatchDerivation) -> list[tuple[int, bytes, bytes | None, bool]]:
+    """(side, key span id, via span id, counted) of every half, in order."""
+    return [(row[2], row[1], row[12], row[13]) for row in derived.halves]
+
+
+def test_a_sidecars_entry_span_waits_under_its_own_id_for_its_apps() -> None:
+    trace, caller, sidecar = os.urandom(16), os.urandom(8), os.urandom(8)
+    entry = _facts("shop", 2, trace, sidecar, caller, proxy="envoy")
+    derived = BatchDerivation().add_all([entry])
+    assert _sides(derived) == [
+        (PROXY_ENTRY_SIDE, sidecar, None, False),
+        (SERVER_SIDE, caller, None, False),
+    ]
+    app = _facts("shop", 2, trace, os.urandom(8), sidecar)  # the app's own: no proxy half
+    assert _sides(BatchDerivation().add_all([app])) == [(SERVER_SIDE, sidecar, None, False)]
+
+
+def test_a_sidecars_client_span_waits_under_its_apps_client_span() -> None:
+    trace, app_client, sidecar = os.urandom(16), os.urandom(8), os.urandom(8)
+    call = _facts("shop", 3, trace, sidecar, app_client, proxy="envoy")
+    assert _sides(BatchDerivation().add_all([call])) == [
+        (CLIENT_SIDE, sidecar, app_client, False),
+        (PROXY_CLIENT_SIDE, app_client, sidecar, False),
+    ]
+    server = _facts("inventory", 2, trace, os.urandom(8), sidecar, proxy="envoy")
+    derived = BatchDerivation().add_all([call, server])  # paired here: where it counted
+    assert (PROXY_CLIENT_SIDE, app_client, sidecar, True) in _sides(derived)
+    (counted,) = [row for row in derived.halves if row[2] == PROXY_CLIENT_SIDE]
+    assert (counted[8], counted[9]) == ("inventory", "service")
+
+
+def test_a_gateways_egress_span_leaves_no_proxy_client_half() -> None:
+    trace, entry, egress = os.urandom(16), os.urandom(8), os.urandom(8)
+    span = _facts("ingress", 3, trace, egress, entry, proxy="envoy", gateway=True,
+                  operation="router outbound|80||shop.shop.svc.cluster.local egress")  # fmt: skip
+    assert _sides(BatchDerivation().add_all([span])) == [(CLIENT_SIDE, egress, entry, False)]
+
+
+def test_an_old_gateways_root_client_span_is_a_request_from_user() -> None:
+    span = _facts("ingress", 3, os.urandom(16), os.urandom(8), proxy="envoy", gateway=True)
+    derived = BatchDerivation().add_all([span])
+    assert _edges(derived) == {("user", "ingress", "service"): (1, 0)}
+    totals = [s.requests for k, s in derived.rollups.items() if k[:1] == ("service",)]
+    assert totals == [1, 1, 1]  # the gateway, its operation, its version
+
+
+def test_an_app_span_under_its_linkerd_proxys_leg_is_handed_to_the_inbound_span() -> None:
+    trace, inbound, leg, app = (os.urandom(8) for _ in range(4))
+    trace = os.urandom(16)
+    to_app = _facts("emoji", 3, trace, leg, inbound, proxy="linkerd", proxy_leg=True)
+    served = _facts("emoji", 2, trace, app, leg)
+    derived = BatchDerivation().add_all([to_app, served])
+    assert _sides(derived) == [(SERVER_SIDE, inbound, None, False)]
+    proxy_own = _facts("emoji", 2, trace, app, leg, proxy="linkerd", proxy_leg=True)
+    derived = BatchDerivation().add_all([to_app, proxy_own])  # the app's request to its proxy
+    assert _sides(derived) == []
+
+
+def test_a_sampled_span_counts_its_weight_and_a_proxys_unknown_rate() -> None:
+    trace = os.urandom(16)
+    root = _facts("shop", 2, trace, os.urandom(8), weight=4)
+    proxy = _facts("cart", 2, trace, os.urandom(8), proxy="envoy", unknown_rate=True)
+    derived = BatchDerivation().add_all([root, proxy])
+    edges = {k[4]: s for k, s in derived.rollups.items() if k[0] == "edge"}
+    assert (edges["shop"].requests, edges["shop"].unknown_rate) == (4, 0)
+    assert edges["shop"].latency.counts == {bucket_of(2_000_000): 4}
+    assert (edges["cart"].requests, edges["cart"].unknown_rate) == (1, 1)
+    assert [row[14:] for row in derived.halves if row[2] == PROXY_ENTRY_SIDE] == [(1, True)]
+    assert PROXY_LEG == "proxy"
