@@ -12,6 +12,10 @@ Each proxy (an Istio sidecar, a linkerd2-proxy, the ingress gateway) exports on 
 with the resource the proxy sends (`envoy_spans.resource`, `LinkerdProxy.resource`): a
 `BatchSpanProcessor` and `OTLPSpanExporter` of its own, fed finished spans (`hops`), so a
 sidecar's spans and its app's never share an export request.
+
+The proxies' request metrics (`proxy_metrics`: Istio's and Linkerd's counters and
+histograms, as a Collector's `prometheus` receiver scrapes them) go out a round of scrapes
+per export, in order, from one thread of their own, so that traffic never waits for them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -45,7 +50,9 @@ from opentelemetry.trace import Tracer
 from meshlens.demo import envoy_spans
 from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.mesh import Mesh, Service, Version
-from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of
+from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of, scrape_target
+from meshlens.demo.prometheus_scrape import RequestSeries
+from meshlens.demo.proxy_metrics import ProxyMetrics
 from meshlens.demo.topology import NAMESPACE
 from meshlens.demo.utilization import UtilizationModel
 
@@ -59,12 +66,14 @@ SHUTDOWN_SECONDS = 15.0  # longest wait for the pipelines to flush
 
 
 class ExportCounts:
-    """Spans exported and spans that could not be, over all workloads (thread-safe)."""
+    """Spans, and the proxies' metric points, exported and not (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+        self.points_sent = 0
+        self.points_failed = 0
 
     def add(self, spans: int, ok: bool) -> None:
         with self._lock:
@@ -72,6 +81,13 @@ class ExportCounts:
                 self.sent += spans
             else:
                 self.failed += spans
+
+    def add_points(self, points: int, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.points_sent += points
+            else:
+                self.points_failed += points
 
 
 class CountingExporter(SpanExporter):
@@ -153,7 +169,9 @@ class Pipelines:
         endpoint: str,
         gauge: str | None,
         utilization: UtilizationModel,
+        started_ns: int,
     ) -> None:
+        """`started_ns`: when the mesh's pods started (the simulated history's start)."""
         self.counts = ExportCounts()
         self._endpoint = endpoint
         self._gauge = gauge
@@ -170,9 +188,16 @@ class Pipelines:
             provider.add_span_processor(self._span_processor())
             self._tracer_providers.append(provider)
             self._tracers[workload.key] = provider.get_tracer(SCOPE)
+        proxies = all_proxies(mesh)
         self._proxies = {
-            proxy: (proxy_resource(proxy), self._span_processor()) for proxy in all_proxies(mesh)
+            proxy: (proxy_resource(proxy), self._span_processor()) for proxy in proxies
         }
+        self._metrics = ProxyMetrics({p: scrape_target(p) for p in proxies}, started_ns)
+        self._metric_exporter = OTLPMetricExporter(
+            endpoint=f"{endpoint}/v1/metrics", timeout=EXPORT_TIMEOUT_SECONDS
+        )
+        self._scrape_sender = ThreadPoolExecutor(1, thread_name_prefix="meshlens-demo-scrapes")
+        self._scrapes: list[Future[None]] = []
 
     def tracer(self, service: str, version: str) -> Tracer:
         """The tracer of a workload."""
@@ -185,6 +210,34 @@ class Pipelines:
     def send_proxy_span(self, proxy: Proxy, span: ReadableSpan) -> None:
         """Queue a finished span of `proxy` for export with the proxy's other spans."""
         self._proxies[proxy][1].on_end(span)
+
+    def count_request(
+        self, proxy: Proxy, series: RequestSeries, end_ns: int, duration_ns: int
+    ) -> None:
+        """`proxy` counts a request that ends at `end_ns` in its metrics."""
+        self._metrics.count(proxy, series, end_ns, duration_ns)
+
+    def scrape(self, until_ns: int) -> None:
+        """Send the rounds of scrapes of the proxies' metrics complete by `until_ns`."""
+        for data in self._metrics.scrape_rounds(until_ns):
+            self._send_scrape(data)
+
+    def _send_scrape(self, data: MetricsData) -> None:
+        self._scrapes = [f for f in self._scrapes if not f.done()]
+        self._scrapes.append(self._scrape_sender.submit(self._export_scrape, data))
+
+    def _export_scrape(self, data: MetricsData) -> None:
+        points = sum(
+            len(metric.data.data_points)
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        )
+        result = self._metric_exporter.export(data)
+        self.counts.add_points(points, result is MetricExportResult.SUCCESS)
+
+    def _wait_for_scrapes(self) -> None:
+        wait(self._scrapes, timeout=SHUTDOWN_SECONDS)  # a dead endpoint: give up, as for spans
 
     def _span_processor(self) -> BatchSpanProcessor:
         exporter = OTLPSpanExporter(
@@ -268,8 +321,10 @@ class Pipelines:
         return result is MetricExportResult.SUCCESS
 
     def flush(self) -> None:
-        """Export every span ended so far (blocks until the exports are answered)."""
+        """Export every span ended and every scrape made so far (blocks until the exports are
+        answered)."""
         _in_parallel(lambda p: p.force_flush(), [*self._tracer_providers, *self._processors()])
+        self._wait_for_scrapes()
 
     def shutdown(self) -> None:
         """Export what is left and stop every pipeline, all at once (a dead endpoint costs
@@ -279,7 +334,11 @@ class Pipelines:
             *self._meter_providers,
             *self._processors(),
         ]
+        self._send_scrape(self._metrics.final_scrape(time.time_ns()))
         _in_parallel(lambda p: p.shutdown(), pipelines)
+        self._wait_for_scrapes()
+        self._scrape_sender.shutdown()
+        self._metric_exporter.shutdown()
         self._tracer_providers.clear()
         self._meter_providers.clear()
         self._proxies.clear()

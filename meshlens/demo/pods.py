@@ -4,7 +4,9 @@ Each workload (a service at a version) is one pod of one Deployment, named and a
 way Kubernetes would (`reviews-v2-5f7c9b8d4-x7k2p`, `10.42.x.y`), from a hash of the
 deployment's name: the same every run. Its proxy (`proxy_of`) is an Istio sidecar, a
 linkerd2-proxy or nothing, as the service declares; the ingress gateway runs in a pod of its
-own. The proxies' span shapes are in `envoy_spans` and `linkerd_spans`.
+own. The proxies' span shapes are in `envoy_spans` and `linkerd_spans`; the metrics endpoint of
+each proxy's pod, as a Collector scrapes it, in `istio_metrics` and `linkerd_metrics`
+(`scrape_target`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from meshlens.demo import istio_metrics, linkerd_metrics
 from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.linkerd_spans import LinkerdProxy
 from meshlens.demo.mesh import ISTIO, LINKERD, Gateway, Mesh, Service, Version
+from meshlens.demo.prometheus_scrape import Target
 from meshlens.demo.topology import NAMESPACE
 
 Proxy = IstioProxy | LinkerdProxy
@@ -88,3 +92,10 @@ def all_proxies(mesh: Mesh) -> list[Proxy]:
             if proxy is not None:
                 proxies.append(proxy)
     return proxies
+
+
+def scrape_target(proxy: Proxy) -> Target:
+    """The metrics endpoint of the proxy's pod, as the mesh's Prometheus job scrapes it."""
+    if isinstance(proxy, IstioProxy):
+        return istio_metrics.target(proxy)
+    return linkerd_metrics.target(proxy, _pod(proxy.deployment).ip)
