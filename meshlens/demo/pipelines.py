@@ -15,7 +15,7 @@ sidecar's spans and its app's never share an export request.
 
 The proxies' request metrics (`proxy_metrics`: Istio's and Linkerd's counters and
 histograms, as a Collector's `prometheus` receiver scrapes them) go out a round of scrapes
-per export, in order, from one thread of their own, so that traffic never waits for them.
+per export, in order, from a thread of their own (`scrape_sender`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -53,6 +52,7 @@ from meshlens.demo.mesh import Mesh, Service, Version
 from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of, scrape_target
 from meshlens.demo.prometheus_scrape import RequestSeries
 from meshlens.demo.proxy_metrics import ProxyMetrics
+from meshlens.demo.scrape_sender import ScrapeSender
 from meshlens.demo.topology import NAMESPACE
 from meshlens.demo.utilization import UtilizationModel
 
@@ -193,11 +193,7 @@ class Pipelines:
             proxy: (proxy_resource(proxy), self._span_processor()) for proxy in proxies
         }
         self._metrics = ProxyMetrics({p: scrape_target(p) for p in proxies}, started_ns)
-        self._metric_exporter = OTLPMetricExporter(
-            endpoint=f"{endpoint}/v1/metrics", timeout=EXPORT_TIMEOUT_SECONDS
-        )
-        self._scrape_sender = ThreadPoolExecutor(1, thread_name_prefix="meshlens-demo-scrapes")
-        self._scrapes: list[Future[None]] = []
+        self._scrapes = ScrapeSender(endpoint, EXPORT_TIMEOUT_SECONDS, self.counts.add_points)
 
     def tracer(self, service: str, version: str) -> Tracer:
         """The tracer of a workload."""
@@ -220,24 +216,7 @@ class Pipelines:
     def scrape(self, until_ns: int) -> None:
         """Send the rounds of scrapes of the proxies' metrics complete by `until_ns`."""
         for data in self._metrics.scrape_rounds(until_ns):
-            self._send_scrape(data)
-
-    def _send_scrape(self, data: MetricsData) -> None:
-        self._scrapes = [f for f in self._scrapes if not f.done()]
-        self._scrapes.append(self._scrape_sender.submit(self._export_scrape, data))
-
-    def _export_scrape(self, data: MetricsData) -> None:
-        points = sum(
-            len(metric.data.data_points)
-            for resource in data.resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-        )
-        result = self._metric_exporter.export(data)
-        self.counts.add_points(points, result is MetricExportResult.SUCCESS)
-
-    def _wait_for_scrapes(self) -> None:
-        wait(self._scrapes, timeout=SHUTDOWN_SECONDS)  # a dead endpoint: give up, as for spans
+            self._scrapes.submit(data)
 
     def _span_processor(self) -> BatchSpanProcessor:
         exporter = OTLPSpanExporter(
@@ -324,7 +303,7 @@ class Pipelines:
         """Export every span ended and every scrape made so far (blocks until the exports are
         answered)."""
         _in_parallel(lambda p: p.force_flush(), [*self._tracer_providers, *self._processors()])
-        self._wait_for_scrapes()
+        self._scrapes.flush(SHUTDOWN_SECONDS)
 
     def shutdown(self) -> None:
         """Export what is left and stop every pipeline, all at once (a dead endpoint costs
@@ -334,11 +313,9 @@ class Pipelines:
             *self._meter_providers,
             *self._processors(),
         ]
-        self._send_scrape(self._metrics.final_scrape(time.time_ns()))
+        self._scrapes.submit(self._metrics.final_scrape(time.time_ns()))
         _in_parallel(lambda p: p.shutdown(), pipelines)
-        self._wait_for_scrapes()
-        self._scrape_sender.shutdown()
-        self._metric_exporter.shutdown()
+        self._scrapes.close(SHUTDOWN_SECONDS)
         self._tracer_providers.clear()
         self._meter_providers.clear()
         self._proxies.clear()
