@@ -20,8 +20,8 @@ ids and times, and go to their proxy's own pipeline (`ProxyExport`): they are ex
 from the apps' spans, as real proxies do. Each proxy also counts the request in its metrics
 (`hop_metrics`: Istio's `istio_requests_total` at both sidecars and the gateway, Linkerd's
 `response_total` at both proxies), when its span ends and for as long as its span lasted.
-Random choices (hop times, failures, sizes, request
-ids) come from the traffic's seeded `random.Random`; span and trace ids do not repeat.
+Random choices (hop times, failures, sizes, request ids) come from the traffic's seeded
+`random.Random`; span and trace ids do not repeat.
 """
 
 from __future__ import annotations
@@ -152,8 +152,8 @@ class Hops:
             upstream=upstream,
         )
         self._emit(proxy, ingress, root, None, at, answer.end)
-        counted = hop_metrics.istio_source(proxy, entry, version)(answer.status)
-        self._export.count_request(proxy, counted, answer.end, answer.end - at)
+        series = hop_metrics.istio_source(proxy, entry, version)(answer.status)
+        self._export.count_request(proxy, series, answer.end, answer.end - at)
         return answer
 
     def call(
@@ -301,8 +301,8 @@ class Hops:
         end = at + 2 * took
         start, stop = at + took // 4, end - took // 4
         self._emit(sidecar, shape, context, client, start, stop)
-        counted = hop_metrics.istio_undelivered(sidecar, callee, version, flags)
-        self._export.count_request(sidecar, counted, stop, stop - start)
+        series = hop_metrics.istio_undelivered(sidecar, callee, version, flags)
+        self._export.count_request(sidecar, series, stop, stop - start)
         return Answer(end, 503)
 
     # --- times and ids ------------------------------------------------------------------

@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -63,6 +63,7 @@ SPAN_BATCH = 2_000
 SPAN_DELAY_MS = 1_000  # live spans reach meshlens within about a second
 METRIC_INTERVAL_MS = 10_000
 SHUTDOWN_SECONDS = 15.0  # longest wait for the pipelines to flush
+NANOS_PER_SECOND = 1_000_000_000
 
 
 class ExportCounts:
@@ -144,11 +145,12 @@ class Workload:
         )
 
 
-def proxy_resource(proxy: Proxy) -> Resource:
-    """The resource a proxy exports (no SDK defaults: a proxy is no OpenTelemetry SDK)."""
+def proxy_resource(proxy: Proxy, started_ns: int = 0) -> Resource:
+    """The resource a proxy exports (no SDK defaults: a proxy is no OpenTelemetry SDK); a
+    linkerd2-proxy's says when its process started: `started_ns`, the pods' start."""
     if isinstance(proxy, IstioProxy):
         return Resource(envoy_spans.resource(proxy))
-    return Resource(proxy.resource())
+    return Resource(replace(proxy, started_at=started_ns // NANOS_PER_SECOND).resource())
 
 
 def workloads(mesh: Mesh) -> list[Workload]:
@@ -190,7 +192,7 @@ class Pipelines:
             self._tracers[workload.key] = provider.get_tracer(SCOPE)
         proxies = all_proxies(mesh)
         self._proxies = {
-            proxy: (proxy_resource(proxy), self._span_processor()) for proxy in proxies
+            proxy: (proxy_resource(proxy, started_ns), self._span_processor()) for proxy in proxies
         }
         self._metrics = ProxyMetrics({p: scrape_target(p) for p in proxies}, started_ns)
         self._scrapes = ScrapeSender(endpoint, EXPORT_TIMEOUT_SECONDS, self.counts.add_points)

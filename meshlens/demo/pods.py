@@ -22,7 +22,6 @@ from meshlens.demo.prometheus_scrape import Target
 from meshlens.demo.topology import NAMESPACE
 
 Proxy = IstioProxy | LinkerdProxy
-POD_STARTED_AT = 1_790_000_000  # unix seconds: when the proxies say their process started
 
 
 @dataclass(frozen=True)
@@ -68,8 +67,7 @@ def proxy_of(service: Service, version: Version) -> Proxy | None:
             pod.template_hash,
             version.name,
             pid=1,
-            started_at=POD_STARTED_AT,
-        )
+        )  # its process's start is the run's (`pipelines.proxy_resource`)
     return None
 
 

@@ -492,6 +492,14 @@ def test_the_proxies_metrics_are_scraped_cumulative_series(sink_run: SinkRun) ->
     starts = {start for points in series.values() for start, _, _ in points}
     (start,) = starts  # one start: the pods', a minute of backfill before the run
     assert sink_run.began_ns - 60 * S <= start <= sink_run.began_ns - 30 * S
+    linkerd_starts = {  # what the linkerd2-proxies say of their process in their spans
+        kv.value.int_value
+        for export in sink_run.traces
+        for resource_spans in export.resource_spans
+        for kv in resource_spans.resource.attributes
+        if kv.key == "process.start_timestamp"
+    }
+    assert linkerd_starts == {start // S}
     assert min(at for points in series.values() for _, at, _ in points) < sink_run.began_ns
     for key, points in series.items():
         times = [at for _, at, _ in points]
