@@ -108,8 +108,8 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--seed",
         int,
         "N",
-        "repeat the same traffic (routes, latencies, errors, canary picks); span ids stay "
-        "fresh, so a rerun is not taken for a resend [default: random]",
+        "repeat the same traffic (routes, latencies, errors, canary picks); span ids and "
+        "pods stay fresh, so a rerun is not taken for a resend [default: random]",
     )
     demo.add_argument(
         "--http-port",

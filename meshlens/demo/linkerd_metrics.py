@@ -155,7 +155,7 @@ def inbound(address: str, client_identity: str | None, status: int) -> RequestSe
     return _series(labels, status)
 
 
-def target(proxy: LinkerdProxy, ip: str) -> Target:
+def target(proxy: LinkerdProxy) -> Target:
     """The pod of a linkerd2-proxy as the `linkerd-proxy` job scrapes it."""
     labels = label_set(
         [("namespace", proxy.namespace), ("pod", proxy.pod), ("deployment", proxy.deployment)],
@@ -169,7 +169,7 @@ def target(proxy: LinkerdProxy, ip: str) -> Target:
         ),
     )
     replicaset = f"{proxy.deployment}-{proxy.pod_template_hash}"
-    address = f"{ip}:{ADMIN_PORT}"
+    address = f"{proxy.ip}:{ADMIN_PORT}"
     return Target(JOB, address, proxy.pod, proxy.namespace, replicaset, labels, "linkerd-proxy")
 
 

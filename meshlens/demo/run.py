@@ -11,6 +11,7 @@ import logging
 import random
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from meshlens.demo.console import complain, say
@@ -49,12 +50,12 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
     from meshlens.demo.pipelines import Pipelines
     from meshlens.demo.traffic import Traffic
 
-    mesh = shop()
+    anchor = time.time_ns()  # the backfill ends here, the stream starts here
+    started = anchor - int(options.backfill * 60 * NANOS_PER_SECOND)  # the pods' start
+    mesh = shop(rollout=_restarted_at(started))
     gauge = gauge_name(settings.saturation_metrics)
     _introduce(mesh, endpoint, dashboard_url(endpoint, settings), gauge)
     rng = random.Random(options.seed)
-    anchor = time.time_ns()  # the backfill ends here, the stream starts here
-    started = anchor - int(options.backfill * 60 * NANOS_PER_SECOND)  # the pods' start
     pipelines = Pipelines(mesh, endpoint, gauge, UtilizationModel(options.seed), started)
     traffic = Traffic(mesh, pipelines.tracer, pipelines, rng)
     with StopSignal() as stop:
@@ -73,6 +74,12 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
             print("\nmeshlens demo: interrupted, unsent spans are dropped", file=sys.stderr)
             return 130
     return _summary(traffic, pipelines, endpoint)
+
+
+def _restarted_at(unix_ns: int) -> str:
+    """`kubectl rollout restart`'s annotation value (`kubectl.kubernetes.io/restartedAt`)."""
+    moment = datetime.fromtimestamp(unix_ns / NANOS_PER_SECOND, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> None:

@@ -368,3 +368,19 @@ def test_a_scrape_is_what_a_collectors_prometheus_receiver_sends() -> None:
     assert latency.bucket_counts[5] == 1
     assert not latency.HasField("min")
     assert not latency.HasField("max")
+
+
+def test_each_run_restarts_the_deployments_so_its_series_are_its_own() -> None:
+    """A rerun's backfill goes back over an earlier run's minutes: with the same pods its
+    series would go back in time, so each run has pods (and scrape targets) of its own."""
+    first, again, other = shop("2026-12-08T00:00:00Z"), shop("2026-12-08T00:00:00Z"), shop("x")
+    targets = []
+    for mesh in (first, again, other):
+        assert mesh.gateway is not None
+        proxies = [gateway_proxy(mesh.gateway)]
+        for service in mesh.services.values():
+            proxies += [p for v in service.versions if (p := proxy_of(service, v)) is not None]
+        targets.append([scrape_target(p).resource()["service.instance.id"] for p in proxies])
+    assert targets[0] == targets[1]
+    assert not set(targets[0]) & set(targets[2])
+    assert len(set(targets[0])) == len(targets[0]) == 14  # 11 sidecars, a gateway, 2 Linkerd
