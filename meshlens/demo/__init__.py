@@ -12,9 +12,13 @@
   gateway, Linkerd proxies), with ids and times; `pods`: the pods and the proxy beside each.
 - `proxy_span`, `envoy_spans`, `linkerd_spans`: the shapes of proxy spans, taken from Envoy's,
   Istio's and linkerd2-proxy's sources; plain data, shared with the ingest benchmark.
+- `istio_metrics`, `linkerd_metrics`: the label sets of the proxies' request metrics, from the
+  same sources; `prometheus_scrape`: what a Collector's `prometheus` receiver makes of a
+  scrape; `hop_metrics`: which proxy counts which request of a hop; `proxy_metrics`: the
+  proxies' cumulative series and their rounds of scrapes; `scrape_sender`: sends the rounds.
 - `utilization`: the CPU utilization gauges meshlens reads for saturation.
-- `pipelines`: one SDK TracerProvider and MeterProvider per simulated workload, and one span
-  pipeline per proxy, exporting over OTLP/HTTP.
+- `pipelines`: one SDK TracerProvider and MeterProvider per simulated workload, one span
+  pipeline per proxy, and the proxies' scrapes, exporting over OTLP/HTTP.
 - `command`: the `meshlens demo` flags (into `options`); `run`: the run, after `endpoint`'s
   reachability check; `phases`: the backfill and the live stream; `stop_signal`: Ctrl-C;
   `console`: what the demo prints.

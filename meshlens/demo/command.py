@@ -58,8 +58,9 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="feed the running meshlens a simulated mesh",
         description="Simulate a web shop of a dozen services (a PostgreSQL database, a Kafka "
         "queue, an external API, a canary, a plaintext edge, a failing dependency) and send "
-        "its traces and utilization gauges to a running meshlens through the OpenTelemetry "
-        "SDK over OTLP/HTTP: first the last --backfill minutes, then live traffic until "
+        "its traces, its proxies' request metrics and utilization gauges to a running "
+        "meshlens through the OpenTelemetry SDK over OTLP/HTTP: first the last --backfill "
+        "minutes, then live traffic until "
         "Ctrl-C or --duration. The endpoint defaults to MESHLENS_HOST and "
         "MESHLENS_OTLP_HTTP_PORT.",
     )
@@ -107,8 +108,8 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--seed",
         int,
         "N",
-        "repeat the same traffic (routes, latencies, errors, canary picks); span ids stay "
-        "fresh, so a rerun is not taken for a resend [default: random]",
+        "repeat the same traffic (routes, latencies, errors, canary picks); span ids and "
+        "pods stay fresh, so a rerun is not taken for a resend [default: random]",
     )
     demo.add_argument(
         "--http-port",

@@ -17,8 +17,11 @@ CLIENT span and no server half at all.
 The proxies' spans nest evenly between the caller's span and the callee's, in the network
 time on either side. Their shapes come from `envoy_spans` and `linkerd_spans`; here they get
 ids and times, and go to their proxy's own pipeline (`ProxyExport`): they are exported apart
-from the apps' spans, as real proxies do. Random choices (hop times, failures, sizes, request
-ids) come from the traffic's seeded `random.Random`; span and trace ids do not repeat.
+from the apps' spans, as real proxies do. Each proxy also counts the request in its metrics
+(`hop_metrics`: Istio's `istio_requests_total` at both sidecars and the gateway, Linkerd's
+`response_total` at both proxies), when its span ends and for as long as its span lasted.
+Random choices (hop times, failures, sizes, request ids) come from the traffic's seeded
+`random.Random`; span and trace ids do not repeat.
 """
 
 from __future__ import annotations
@@ -43,10 +46,12 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from meshlens.demo import envoy_spans, linkerd_spans
+from meshlens.demo import envoy_spans, hop_metrics, linkerd_spans
 from meshlens.demo.envoy_spans import IstioProxy
+from meshlens.demo.hop_metrics import Counted
 from meshlens.demo.mesh import Gateway, Latency, Mesh, Service, Version
 from meshlens.demo.pods import Proxy, gateway_pod, gateway_proxy, pod_of, proxy_of
+from meshlens.demo.prometheus_scrape import RequestSeries
 from meshlens.demo.proxy_span import SERVER, ProxyRequest, ProxySpan
 from meshlens.demo.topology import HTTP_PORT, NAMESPACE
 
@@ -74,16 +79,28 @@ class Answer:
 Serve = Callable[[Context, int], Answer]
 """The callee serving: (the parent context of its SERVER span, when it starts) -> Answer."""
 
-Leg = tuple[Proxy, Callable[[int], ProxySpan]]
-"""A proxy span on the way: its proxy, and its shape given the response's status."""
+
+@dataclass(frozen=True)
+class Leg:
+    """A proxy span on the way: its proxy, its shape given the response's status, and the
+    proxy's count of the request in its metrics (None: another span of the proxy has it)."""
+
+    proxy: Proxy
+    shape: Callable[[int], ProxySpan]
+    counted: Counted | None = None
 
 
 class ProxyExport(Protocol):
-    """Where proxy spans go: each proxy's resource and export pipeline."""
+    """Where proxy spans and counts go: each proxy's resource and export pipeline."""
 
     def proxy_resource(self, proxy: Proxy) -> Resource: ...
 
     def send_proxy_span(self, proxy: Proxy, span: ReadableSpan) -> None: ...
+
+    def count_request(
+        self, proxy: Proxy, series: RequestSeries, end_ns: int, duration_ns: int
+    ) -> None:
+        """`proxy` counts a request that ends at `end_ns` in its metrics."""
 
 
 class Hops:
@@ -118,14 +135,14 @@ class Hops:
         cluster = envoy_spans.outbound_cluster(entry.name, NAMESPACE, HTTP_PORT)
         upstream = f"{pod_of(entry, version).ip}:{HTTP_PORT}"
         root = self._context(self._ids.getrandbits(128))
-        child: Leg = (
+        child = Leg(
             proxy,
             lambda status: envoy_spans.gateway_upstream(
                 proxy, replace(request, status=status), cluster=cluster, upstream=upstream
             ),
         )
-        legs = [child, *self._inbound(entry, version, request, gateway_pod(gateway).ip)]
-        answer = self._cross(legs, root, at, serve)
+        inbound = self._inbound(entry, version, request, gateway_pod(gateway).ip, proxy, None)
+        answer = self._cross([child, *inbound], root, at, serve)
         ingress = envoy_spans.gateway_ingress(
             proxy,
             replace(request, status=answer.status),
@@ -135,6 +152,8 @@ class Hops:
             upstream=upstream,
         )
         self._emit(proxy, ingress, root, None, at, answer.end)
+        series = hop_metrics.istio_source(proxy, entry, version)(answer.status)
+        self._export.count_request(proxy, series, answer.end, answer.end - at)
         return answer
 
     def call(
@@ -171,7 +190,7 @@ class Hops:
         legs = self._outbound(outward, callee, callee_version, request, caller_ip)
         if isinstance(outward, linkerd_spans.LinkerdProxy):
             request = linkerd_spans.canonical(request, _canonical(callee))
-        legs += self._inbound(callee, callee_version, request, caller_ip)
+        legs += self._inbound(callee, callee_version, request, caller_ip, outward, caller)
         return self._cross(legs, client, at, serve)
 
     # --- the legs -----------------------------------------------------------------------
@@ -189,7 +208,7 @@ class Hops:
             upstream = f"{pod_of(callee, version).ip}:{HTTP_PORT}"
             sidecar = proxy
             return [
-                (
+                Leg(
                     sidecar,
                     lambda status: envoy_spans.outbound(
                         sidecar,
@@ -199,6 +218,7 @@ class Hops:
                         peer=caller_ip,
                         upstream=upstream,
                     ),
+                    hop_metrics.istio_source(sidecar, callee, version),
                 )
             ]
         if proxy is None:
@@ -208,17 +228,28 @@ class Hops:
         def shapes(status: int) -> tuple[ProxySpan, ProxySpan]:
             return linkerd_spans.outbound(replace(request, status=status), _canonical(callee))
 
-        return [(linkerd, lambda status: shapes(status)[0]), (linkerd, lambda s: shapes(s)[1])]
+        return [  # the endpoint stack (CLIENT) counts the request
+            Leg(linkerd, lambda status: shapes(status)[0]),
+            Leg(linkerd, lambda s: shapes(s)[1], hop_metrics.linkerd_outbound(callee, version)),
+        ]
 
     def _inbound(
-        self, callee: Service, version: Version, request: ProxyRequest, caller_ip: str
+        self,
+        callee: Service,
+        version: Version,
+        request: ProxyRequest,
+        caller_ip: str,
+        caller_proxy: Proxy | None,
+        caller: Service | None,
     ) -> list[Leg]:
+        """The callee's proxy's legs, for a request from `caller` (None: the gateway) through
+        `caller_proxy` (None: the caller has no proxy)."""
         proxy = proxy_of(callee, version)
         if isinstance(proxy, IstioProxy):
             sidecar = proxy
             route = envoy_spans.default_route(callee.name, NAMESPACE, HTTP_PORT)
             return [
-                (
+                Leg(
                     sidecar,
                     lambda status: envoy_spans.inbound(
                         sidecar,
@@ -227,6 +258,7 @@ class Hops:
                         port=HTTP_PORT,
                         peer=caller_ip,
                     ),
+                    hop_metrics.istio_destination(sidecar, caller_proxy),
                 )
             ]
         if proxy is None:
@@ -236,7 +268,8 @@ class Hops:
         def shapes(status: int) -> tuple[ProxySpan, ProxySpan]:
             return linkerd_spans.inbound(replace(request, status=status))
 
-        return [(linkerd, lambda status: shapes(status)[0]), (linkerd, lambda s: shapes(s)[1])]
+        counted = hop_metrics.linkerd_inbound(callee, version, caller)
+        return [Leg(linkerd, lambda s: shapes(s)[0], counted), Leg(linkerd, lambda s: shapes(s)[1])]
 
     def _unreachable(
         self,
@@ -266,7 +299,10 @@ class Hops:
         )
         context = self._context(client.trace_id)
         end = at + 2 * took
-        self._emit(sidecar, shape, context, client, at + took // 4, end - took // 4)
+        start, stop = at + took // 4, end - took // 4
+        self._emit(sidecar, shape, context, client, start, stop)
+        series = hop_metrics.istio_undelivered(sidecar, callee, version, flags)
+        self._export.count_request(sidecar, series, stop, stop - start)
         return Answer(end, 503)
 
     # --- times and ids ------------------------------------------------------------------
@@ -280,9 +316,12 @@ class Hops:
         end = served.end + back
         step_go, step_back = go // (len(legs) + 1), back // (len(legs) + 1)
         parents = [client, *contexts]
-        for n, ((proxy, shape), context) in enumerate(zip(legs, contexts, strict=True)):
+        for n, (leg, context) in enumerate(zip(legs, contexts, strict=True)):
             start, stop = at + (n + 1) * step_go, end - (n + 1) * step_back
-            self._emit(proxy, shape(served.status), context, parents[n], start, stop)
+            self._emit(leg.proxy, leg.shape(served.status), context, parents[n], start, stop)
+            if leg.counted is not None:
+                series = leg.counted(served.status)
+                self._export.count_request(leg.proxy, series, stop, stop - start)
         return Answer(end, served.status)
 
     def _emit(

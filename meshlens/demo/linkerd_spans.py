@@ -45,6 +45,7 @@ class LinkerdProxy:
     version: str  # the pod's `version` label
     pid: int = 1
     started_at: int = 0  # unix seconds
+    ip: str = ""  # the pod's address (its metrics endpoint's)
 
     def resource(self) -> dict[str, str | int]:
         """The resource the proxy exports with every span."""

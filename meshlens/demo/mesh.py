@@ -116,6 +116,7 @@ class Service:
     utilization: float  # typical CPU limit utilization of its pods, in [0, 1]
     proxy: str | None = ISTIO  # ISTIO, LINKERD, or None: no proxy, its connections are plaintext
     unreachable_rate: float = 0.0  # calls to it its caller's sidecar cannot deliver (UF, UH)
+    rollout: str = ""  # when its Deployment was last restarted: which pods run it (`pods`)
 
     @property
     def sidecar(self) -> bool:
@@ -138,6 +139,7 @@ class Gateway:
     namespace: str
     host: str  # the public host name
     path_prefix: str
+    rollout: str = ""  # when its Deployment was last restarted: which pod runs it (`pods`)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The backfill sends the last `--backfill` minutes at `--backfill-rate` requests per second of
 simulated time (past timestamps, generated as fast as the SDK exports them); the stream sends
-`--rate` requests per second in real time until Ctrl-C or `--duration` seconds.
+`--rate` requests per second in real time until Ctrl-C or `--duration` seconds. Both scrape the
+proxies' metrics as time passes, simulated or real (`Pipelines.scrape`).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def backfill(
             pipelines.flush()
             flush_at += BACKFILL_CHUNK_NS
         traffic.request(at)
+        pipelines.scrape(at)  # the scrapes due by then, each once
+    pipelines.scrape(anchor)
     pipelines.flush()
     gauges_ok = pipelines.send_past_utilization(
         range(start + BACKFILL_GAUGE_STEP_NS, anchor, BACKFILL_GAUGE_STEP_NS)
@@ -81,10 +84,12 @@ def stream(
     counts = pipelines.counts
     sent, failed, undelivered_reports = counts.sent, counts.failed, 0
     while not stop.is_set():
-        for at in arrivals.until(time.time_ns()):
+        wall = time.time_ns()
+        for at in arrivals.until(wall):
             traffic.request(at)
             if stop.is_set():
                 return
+        pipelines.scrape(wall)
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             return

@@ -12,6 +12,10 @@ Each proxy (an Istio sidecar, a linkerd2-proxy, the ingress gateway) exports on 
 with the resource the proxy sends (`envoy_spans.resource`, `LinkerdProxy.resource`): a
 `BatchSpanProcessor` and `OTLPSpanExporter` of its own, fed finished spans (`hops`), so a
 sidecar's spans and its app's never share an export request.
+
+The proxies' request metrics (`proxy_metrics`: Istio's and Linkerd's counters and
+histograms, as a Collector's `prometheus` receiver scrapes them) go out a round of scrapes
+per export, in order, from a thread of their own (`scrape_sender`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -45,7 +49,10 @@ from opentelemetry.trace import Tracer
 from meshlens.demo import envoy_spans
 from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.mesh import Mesh, Service, Version
-from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of
+from meshlens.demo.pods import Proxy, all_proxies, deployment_of, pod_of, scrape_target
+from meshlens.demo.prometheus_scrape import RequestSeries
+from meshlens.demo.proxy_metrics import ProxyMetrics
+from meshlens.demo.scrape_sender import ScrapeSender
 from meshlens.demo.topology import NAMESPACE
 from meshlens.demo.utilization import UtilizationModel
 
@@ -56,15 +63,18 @@ SPAN_BATCH = 2_000
 SPAN_DELAY_MS = 1_000  # live spans reach meshlens within about a second
 METRIC_INTERVAL_MS = 10_000
 SHUTDOWN_SECONDS = 15.0  # longest wait for the pipelines to flush
+NANOS_PER_SECOND = 1_000_000_000
 
 
 class ExportCounts:
-    """Spans exported and spans that could not be, over all workloads (thread-safe)."""
+    """Spans, and the proxies' metric points, exported and not (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
+        self.points_sent = 0
+        self.points_failed = 0
 
     def add(self, spans: int, ok: bool) -> None:
         with self._lock:
@@ -72,6 +82,13 @@ class ExportCounts:
                 self.sent += spans
             else:
                 self.failed += spans
+
+    def add_points(self, points: int, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.points_sent += points
+            else:
+                self.points_failed += points
 
 
 class CountingExporter(SpanExporter):
@@ -128,11 +145,12 @@ class Workload:
         )
 
 
-def proxy_resource(proxy: Proxy) -> Resource:
-    """The resource a proxy exports (no SDK defaults: a proxy is no OpenTelemetry SDK)."""
+def proxy_resource(proxy: Proxy, started_ns: int = 0) -> Resource:
+    """The resource a proxy exports (no SDK defaults: a proxy is no OpenTelemetry SDK); a
+    linkerd2-proxy's says when its process started: `started_ns`, the pods' start."""
     if isinstance(proxy, IstioProxy):
         return Resource(envoy_spans.resource(proxy))
-    return Resource(proxy.resource())
+    return Resource(replace(proxy, started_at=started_ns // NANOS_PER_SECOND).resource())
 
 
 def workloads(mesh: Mesh) -> list[Workload]:
@@ -153,7 +171,9 @@ class Pipelines:
         endpoint: str,
         gauge: str | None,
         utilization: UtilizationModel,
+        started_ns: int,
     ) -> None:
+        """`started_ns`: when the mesh's pods started (the simulated history's start)."""
         self.counts = ExportCounts()
         self._endpoint = endpoint
         self._gauge = gauge
@@ -170,9 +190,12 @@ class Pipelines:
             provider.add_span_processor(self._span_processor())
             self._tracer_providers.append(provider)
             self._tracers[workload.key] = provider.get_tracer(SCOPE)
+        proxies = all_proxies(mesh)
         self._proxies = {
-            proxy: (proxy_resource(proxy), self._span_processor()) for proxy in all_proxies(mesh)
+            proxy: (proxy_resource(proxy, started_ns), self._span_processor()) for proxy in proxies
         }
+        self._metrics = ProxyMetrics({p: scrape_target(p) for p in proxies}, started_ns)
+        self._scrapes = ScrapeSender(endpoint, EXPORT_TIMEOUT_SECONDS, self.counts.add_points)
 
     def tracer(self, service: str, version: str) -> Tracer:
         """The tracer of a workload."""
@@ -185,6 +208,17 @@ class Pipelines:
     def send_proxy_span(self, proxy: Proxy, span: ReadableSpan) -> None:
         """Queue a finished span of `proxy` for export with the proxy's other spans."""
         self._proxies[proxy][1].on_end(span)
+
+    def count_request(
+        self, proxy: Proxy, series: RequestSeries, end_ns: int, duration_ns: int
+    ) -> None:
+        """`proxy` counts a request that ends at `end_ns` in its metrics."""
+        self._metrics.count(proxy, series, end_ns, duration_ns)
+
+    def scrape(self, until_ns: int) -> None:
+        """Send the rounds of scrapes of the proxies' metrics complete by `until_ns`."""
+        for data in self._metrics.scrape_rounds(until_ns):
+            self._scrapes.submit(data)
 
     def _span_processor(self) -> BatchSpanProcessor:
         exporter = OTLPSpanExporter(
@@ -268,8 +302,10 @@ class Pipelines:
         return result is MetricExportResult.SUCCESS
 
     def flush(self) -> None:
-        """Export every span ended so far (blocks until the exports are answered)."""
+        """Export every span ended and every scrape made so far (blocks until the exports are
+        answered)."""
         _in_parallel(lambda p: p.force_flush(), [*self._tracer_providers, *self._processors()])
+        self._scrapes.flush(SHUTDOWN_SECONDS)
 
     def shutdown(self) -> None:
         """Export what is left and stop every pipeline, all at once (a dead endpoint costs
@@ -279,7 +315,9 @@ class Pipelines:
             *self._meter_providers,
             *self._processors(),
         ]
+        self._scrapes.submit(self._metrics.final_scrape(time.time_ns()))
         _in_parallel(lambda p: p.shutdown(), pipelines)
+        self._scrapes.close(SHUTDOWN_SECONDS)
         self._tracer_providers.clear()
         self._meter_providers.clear()
         self._proxies.clear()

@@ -2,9 +2,14 @@
 
 Each workload (a service at a version) is one pod of one Deployment, named and addressed the
 way Kubernetes would (`reviews-v2-5f7c9b8d4-x7k2p`, `10.42.x.y`), from a hash of the
-deployment's name: the same every run. Its proxy (`proxy_of`) is an Istio sidecar, a
+deployment's name and its rollout: every run of the demo restarts the Deployments when its
+history starts (`topology.shop(rollout)`), so its pods, and its proxies' metrics series, are
+its own, as its span ids are (a rerun's backfill goes back over the minutes of an earlier run:
+the same series would go back in time). Its proxy (`proxy_of`) is an Istio sidecar, a
 linkerd2-proxy or nothing, as the service declares; the ingress gateway runs in a pod of its
-own. The proxies' span shapes are in `envoy_spans` and `linkerd_spans`.
+own. The proxies' span shapes are in `envoy_spans` and `linkerd_spans`; the metrics endpoint of
+each proxy's pod, as a Collector scrapes it, in `istio_metrics` and `linkerd_metrics`
+(`scrape_target`).
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from meshlens.demo import istio_metrics, linkerd_metrics
 from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.linkerd_spans import LinkerdProxy
 from meshlens.demo.mesh import ISTIO, LINKERD, Gateway, Mesh, Service, Version
+from meshlens.demo.prometheus_scrape import Target
 from meshlens.demo.topology import NAMESPACE
 
 Proxy = IstioProxy | LinkerdProxy
-POD_STARTED_AT = 1_790_000_000  # unix seconds: when the proxies say their process started
 
 
 @dataclass(frozen=True)
@@ -31,8 +37,11 @@ class Pod:
     ip: str
 
 
-def _pod(deployment: str) -> Pod:
-    digest = hashlib.sha256(deployment.encode()).digest()
+def _pod(deployment: str, rollout: str) -> Pod:
+    """The pod of `deployment` since its `rollout` (a restart changes the pod template: a new
+    ReplicaSet, new pods)."""
+    key = f"{deployment}@{rollout}" if rollout else deployment
+    digest = hashlib.sha256(key.encode()).digest()
     template_hash = digest[:5].hex()[:9]
     suffix = digest[5:10].hex()[:5]
     ip = f"10.42.{digest[10] % 250 + 1}.{digest[11] % 250 + 2}"
@@ -48,7 +57,7 @@ def deployment_of(service: Service, version: Version) -> str:
 
 def pod_of(service: Service, version: Version) -> Pod:
     """The pod of a workload."""
-    return _pod(deployment_of(service, version))
+    return _pod(deployment_of(service, version), service.rollout)
 
 
 def proxy_of(service: Service, version: Version) -> Proxy | None:
@@ -64,13 +73,13 @@ def proxy_of(service: Service, version: Version) -> Proxy | None:
             pod.template_hash,
             version.name,
             pid=1,
-            started_at=POD_STARTED_AT,
-        )
+            ip=pod.ip,
+        )  # its process's start is the run's (`pipelines.proxy_resource`)
     return None
 
 
 def gateway_pod(gateway: Gateway) -> Pod:
-    return _pod(gateway.name)
+    return _pod(gateway.name, gateway.rollout)
 
 
 def gateway_proxy(gateway: Gateway) -> IstioProxy:
@@ -88,3 +97,10 @@ def all_proxies(mesh: Mesh) -> list[Proxy]:
             if proxy is not None:
                 proxies.append(proxy)
     return proxies
+
+
+def scrape_target(proxy: Proxy) -> Target:
+    """The metrics endpoint of the proxy's pod, as the mesh's Prometheus job scrapes it."""
+    if isinstance(proxy, IstioProxy):
+        return istio_metrics.target(proxy)
+    return linkerd_metrics.target(proxy)

@@ -11,6 +11,7 @@ import logging
 import random
 import sys
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from meshlens.demo.console import complain, say
@@ -18,12 +19,14 @@ from meshlens.demo.endpoint import check_endpoint, dashboard_url, otlp_endpoint
 from meshlens.demo.mesh import ISTIO, LINKERD, Mesh
 from meshlens.demo.options import DemoOptions
 from meshlens.demo.phases import backfill, stream
+from meshlens.demo.prometheus_scrape import SCRAPE_INTERVAL_SECONDS
 from meshlens.demo.stop_signal import StopSignal
 from meshlens.demo.topology import shop
 from meshlens.demo.utilization import UtilizationModel, gauge_name
 from meshlens.settings import Settings
 
 MESH_NAMES = {ISTIO: "Istio sidecars", LINKERD: "Linkerd proxies"}
+NANOS_PER_SECOND = 1_000_000_000
 
 if TYPE_CHECKING:
     from meshlens.demo.pipelines import Pipelines
@@ -47,16 +50,17 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
     from meshlens.demo.pipelines import Pipelines
     from meshlens.demo.traffic import Traffic
 
-    mesh = shop()
+    anchor = time.time_ns()  # the backfill ends here, the stream starts here
+    started = anchor - int(options.backfill * 60 * NANOS_PER_SECOND)  # the pods' start
+    mesh = shop(rollout=_restarted_at(started))
     gauge = gauge_name(settings.saturation_metrics)
     _introduce(mesh, endpoint, dashboard_url(endpoint, settings), gauge)
     rng = random.Random(options.seed)
-    pipelines = Pipelines(mesh, endpoint, gauge, UtilizationModel(options.seed))
+    pipelines = Pipelines(mesh, endpoint, gauge, UtilizationModel(options.seed), started)
     traffic = Traffic(mesh, pipelines.tracer, pipelines, rng)
     with StopSignal() as stop:
         try:
             try:
-                anchor = time.time_ns()
                 if options.backfill > 0:
                     backfill(traffic, pipelines, rng, options, anchor, stop)
                 if not stop.is_set():
@@ -72,6 +76,12 @@ def run_demo(options: DemoOptions, settings: Settings) -> int:
     return _summary(traffic, pipelines, endpoint)
 
 
+def _restarted_at(unix_ns: int) -> str:
+    """`kubectl rollout restart`'s annotation value (`kubectl.kubernetes.io/restartedAt`)."""
+    moment = datetime.fromtimestamp(unix_ns / NANOS_PER_SECOND, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> None:
     services = ", ".join(mesh.services)
     externals = ", ".join(mesh.external_hosts())
@@ -84,6 +94,11 @@ def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> 
     )
     say(f"  proxies: {_proxies(mesh)}")
     say(f"  every call between services is mutual TLS except {plaintext}")
+    say(
+        "  metrics: every proxy's request counters and latency histograms (Istio "
+        "istio_requests_total, Linkerd response_total), scraped every "
+        f"{SCRAPE_INTERVAL_SECONDS} s as a Collector's prometheus receiver sends them"
+    )
     say("  look for:")
     width = max(len(h.title) for h in mesh.highlights)
     for highlight in mesh.highlights:
@@ -92,11 +107,11 @@ def _introduce(mesh: Mesh, endpoint: str, dashboard: str, gauge: str | None) -> 
         say("  saturation: not sent (MESHLENS_SATURATION_METRICS names no gauge)")
     else:
         say(f"  saturation: every workload reports {gauge}")
-    window = Settings.model_fields["pairing_window_seconds"].default
+    wait = Settings.model_fields["unpaired_count_after_seconds"].default
     say(
         f"  note: calls to {mesh.broker} and {externals} have no server half; meshlens draws "
-        "them once they have waited out its pairing window (MESHLENS_PAIRING_WINDOW_SECONDS, "
-        f"{window:g} s by default)"
+        "them once they have waited for one (MESHLENS_UNPAIRED_COUNT_AFTER_SECONDS, "
+        f"{wait:g} s by default)"
     )
     say(f"  dashboard: {dashboard}")
 
@@ -122,8 +137,14 @@ def _proxies(mesh: Mesh) -> str:
 
 def _summary(traffic: Traffic, pipelines: Pipelines, endpoint: str) -> int:
     counts = pipelines.counts
-    say(f"meshlens demo: sent {traffic.requests:,} requests ({counts.sent:,} spans) to {endpoint}")
-    if counts.failed:
-        complain(f"{counts.failed:,} spans could not be delivered to {endpoint}")
+    say(
+        f"meshlens demo: sent {traffic.requests:,} requests ({counts.sent:,} spans, "
+        f"{counts.points_sent:,} metric points) to {endpoint}"
+    )
+    if counts.failed or counts.points_failed:
+        complain(
+            f"{counts.failed:,} spans and {counts.points_failed:,} metric points could not be "
+            f"delivered to {endpoint}"
+        )
         return 1
     return 0

@@ -20,6 +20,7 @@ outside its calls. Nothing here is random: `traffic` draws from these figures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import MappingProxyType
 
 from meshlens.demo.mesh import (
@@ -61,8 +62,9 @@ def _one(version: str) -> tuple[Version, ...]:
     return (Version(version),)
 
 
-def shop() -> Mesh:
-    """The demo's mesh."""
+def shop(rollout: str = "") -> Mesh:
+    """The demo's mesh; `rollout`: when every Deployment was (re)started, so that each run has
+    pods of its own (and its proxies' metrics series of their own)."""
     session = ServiceCall("auth", "GET /api/session")
     currency = ServiceCall("currency", "GET /api/convert", parallel=True)
     services = [
@@ -310,6 +312,7 @@ def shop() -> Mesh:
             proxy=LINKERD,
         ),
     ]
+    services = [replace(service, rollout=rollout) for service in services]
     return Mesh(
         services=MappingProxyType({service.name: service for service in services}),
         entry_service="frontend",
@@ -337,7 +340,9 @@ def shop() -> Mesh:
         database_namespace=NAMESPACE,
         broker="kafka",
         broker_system="kafka",
-        gateway=Gateway("istio-ingressgateway", "istio-system", "shop.example.com", "/api"),
+        gateway=Gateway(
+            "istio-ingressgateway", "istio-system", "shop.example.com", "/api", rollout
+        ),
         highlights=(
             Highlight(
                 "canary",

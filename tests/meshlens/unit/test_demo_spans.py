@@ -2,36 +2,24 @@
 proxies send between them (Istio sidecars and ingress gateway, linkerd2-proxy), in the
 shapes `meshlens/demo/envoy_spans.py` and `linkerd_spans.py` take from the proxies' sources.
 
-The traffic runs in process with the SDK's in-memory exporter for the apps and a recording
-sink for the proxies (the proxies' own pipelines are tested against a real HTTP server in
-`tests/meshlens/test_demo.py`).
+The traffic runs in process (`demo_recording`; the proxies' own pipelines are tested against a
+real HTTP server in `tests/meshlens/test_demo.py`).
 """
 
 from __future__ import annotations
 
-import random
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cache, cached_property
 from typing import Any
 
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode, Tracer
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 
-from meshlens.demo.arrivals import Arrivals
 from meshlens.demo.envoy_spans import IstioProxy
 from meshlens.demo.linkerd_spans import LinkerdProxy
-from meshlens.demo.pipelines import proxy_resource, workloads
-from meshlens.demo.pods import Proxy
-from meshlens.demo.topology import shop
-from meshlens.demo.traffic import Traffic
+from tests.meshlens.unit.demo_recording import Recorded, record, span_id
 
-START = 1_700_000_000 * 1_000_000_000
 ISTIO_APPS = {
     "frontend", "auth", "catalog", "inventory", "currency", "recommendations", "reviews",
     "cart", "checkout", "payments",
@@ -51,73 +39,6 @@ LINKERD_SPAN_KEYS = {
 NODE_ID = re.compile(
     r"^(sidecar|router)~10\.42\.\d+\.\d+~[a-z0-9-]+\.([a-z-]+)~\2\.svc\.cluster\.local$"
 )
-
-
-@dataclass
-class ProxySink:
-    """Records the proxies' spans as their pipelines would get them."""
-
-    spans: list[ReadableSpan] = field(default_factory=list)
-    proxies: dict[int, Proxy] = field(default_factory=dict)  # span id -> its proxy
-
-    def proxy_resource(self, proxy: Proxy) -> Resource:
-        return proxy_resource(proxy)
-
-    def send_proxy_span(self, proxy: Proxy, span: ReadableSpan) -> None:
-        assert span.context is not None
-        self.spans.append(span)
-        self.proxies[span.context.span_id] = proxy
-
-
-@dataclass(frozen=True)
-class Recorded:
-    apps: list[ReadableSpan]
-    proxies: list[ReadableSpan]
-    proxy_of: dict[int, Proxy]
-
-    @cached_property
-    def by_id(self) -> dict[int, ReadableSpan]:
-        return {_id(span): span for span in [*self.apps, *self.proxies]}
-
-    @cached_property
-    def _children(self) -> dict[int, list[ReadableSpan]]:
-        children: dict[int, list[ReadableSpan]] = {}
-        for span in [*self.apps, *self.proxies]:
-            if span.parent is not None:
-                children.setdefault(span.parent.span_id, []).append(span)
-        return children
-
-    def children(self, span: ReadableSpan) -> list[ReadableSpan]:
-        return self._children.get(_id(span), [])
-
-    def parent(self, span: ReadableSpan) -> ReadableSpan:
-        assert span.parent is not None, span.name
-        return self.by_id[span.parent.span_id]
-
-
-def _id(span: ReadableSpan) -> int:
-    assert span.context is not None
-    return span.context.span_id
-
-
-@cache
-def record(seed: int, seconds: int = 60, rate: float = 5.0) -> Recorded:
-    """The spans of `seconds` of the demo's traffic at `rate` requests/s."""
-    mesh = shop()
-    exporter = InMemorySpanExporter()
-    tracers: dict[tuple[str, str], Tracer] = {}
-    for workload in workloads(mesh):
-        provider = TracerProvider(resource=workload.resource(), shutdown_on_exit=False)
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
-        tracers[workload.key] = provider.get_tracer("test")
-    sink = ProxySink()
-    rng = random.Random(seed)
-    traffic = Traffic(mesh, lambda service, version: tracers[(service, version)], sink, rng)
-    for at in Arrivals(rng, rate, START).until(START + seconds * 1_000_000_000):
-        traffic.request(at)
-    apps = list(exporter.get_finished_spans())
-    assert traffic.spans == len(apps) + len(sink.spans)
-    return Recorded(apps, sink.spans, sink.proxies)
 
 
 def _service(span: ReadableSpan) -> str:
@@ -149,8 +70,8 @@ def test_a_seed_repeats_the_traffic() -> None:
     assert len(first.proxies) > 500
     assert _without_ids(first) == _without_ids(again)
     assert _without_ids(first) != _without_ids(other)
-    first_ids = {_id(s) for s in first.proxies}
-    assert not first_ids & {_id(s) for s in again.proxies}  # a rerun is no resend
+    first_ids = {span_id(s) for s in first.proxies}
+    assert not first_ids & {span_id(s) for s in again.proxies}  # a rerun is no resend
 
 
 def test_every_istio_hop_is_the_six_span_chain() -> None:
@@ -223,7 +144,7 @@ def test_envoy_spans_carry_envoys_tags_as_strings() -> None:
             continue
         assert ENVOY_SPAN_KEYS <= set(attributes) <= ENVOY_SPAN_KEYS | {"upstream_address", "error"}
         assert NODE_ID.match(attributes["node_id"]), attributes["node_id"]
-        proxy = recorded.proxy_of[_id(span)]
+        proxy = recorded.proxy_of[span_id(span)]
         assert isinstance(proxy, IstioProxy)
         assert attributes["node_id"].split("~")[2].startswith(proxy.pod)
     statuses = Counter(_attrs(s)["http.status_code"] for s in envoy)
@@ -297,7 +218,7 @@ def test_every_linkerd_hop_is_four_proxy_spans() -> None:
             assert _service(span) == "linkerd-proxy"
             assert span.resource.attributes["linkerd.io/proxy-deployment"] == workload
             assert span.resource.attributes["app"] == workload
-            assert isinstance(recorded.proxy_of[_id(span)], LinkerdProxy)
+            assert isinstance(recorded.proxy_of[span_id(span)], LinkerdProxy)
             assert (attributes["direction"], span.kind) == (direction, kind)
             assert span.status.status_code is StatusCode.UNSET
             assert span.name == attributes["url.path"] == "/api/render"
