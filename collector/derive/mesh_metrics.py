@@ -20,7 +20,8 @@ Count each request once:
 - Linkerd: `direction="outbound"` series (the caller's proxy) only; inbound series would
   count the same requests again.
 Names: Istio `*_canonical_service`, else `*_workload`; an unknown source is the virtual client
-`user`; an unknown destination is an `external` node named by the `destination_service` host.
+`user`; an unknown destination is the service its `destination_service` names when that is a
+Kubernetes Service (`<svc>.<ns>.svc.<domain>`), else an `external` node named by that host.
 Linkerd: the source is the proxy's own workload (point labels `deployment`, ... as Prometheus
 relabelling adds them, else the resource's `k8s.*.name` attributes); the target is the
 `dst_deployment` (or other `dst_` workload, or `dst_service`), else an external node named by
@@ -155,7 +156,14 @@ def _never_sent_on(labels: Labels) -> bool:
 
 
 def _istio_external(labels: Labels) -> tuple[str, str]:
-    host = classify.host_name(_known(labels, "destination_service"))
+    """The node of a destination no workload answered for: a Kubernetes Service in the mesh
+    (`<svc>.<ns>.svc.<domain>`, e.g. a request with no healthy endpoint, `UH`) is that
+    service, as for traces (`proxy_clusters`); anything else an external node by its host."""
+    fqdn = _known(labels, "destination_service")
+    parts = fqdn.lower().rstrip(".").split(".")
+    if len(parts) >= 4 and parts[2] == "svc" and parts[0] and parts[1]:
+        return _known(labels, "destination_service_name") or parts[0], SERVICE
+    host = classify.host_name(fqdn)
     return (host or _known(labels, "destination_service_name") or UNKNOWN), EXTERNAL
 
 

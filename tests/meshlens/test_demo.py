@@ -261,12 +261,6 @@ def test_mutual_tls_comes_from_the_meshes_metrics(demo_run: DemoRun) -> None:
     assert edges[("payments", "api.stripe.com")]["mtls"]["tls"] > 0  # one-way TLS outside
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="collector/derive/mesh_metrics.py names the target of a source-reported `UH` series "
-    "(no endpoint: destination_workload unknown) by its in-mesh destination_service "
-    "recommendations.shop.svc.cluster.local, an external node `recommendations.shop`",
-)
 def test_calls_that_found_no_endpoint_make_no_node_of_their_own(demo_run: DemoRun) -> None:
     assert set(demo_run.nodes) == SERVICES | set(VIRTUAL)  # no node for a cluster's name
 

@@ -196,6 +196,27 @@ def test_istio_source_reporter_counts_what_no_destination_proxy_saw() -> None:
     assert _istio_edge(reporter="source", response_flags="UT") is None  # may have arrived
 
 
+def test_istio_a_service_with_no_healthy_endpoint_is_still_that_service() -> None:
+    """UH: no endpoint answered, so no workload is known, but destination_service is the
+    Kubernetes Service the request was meant for: an edge to that service, not an external
+    node `ratings.default`."""
+    no_endpoint = _istio_edge(
+        reporter="source",
+        destination_workload="unknown",
+        destination_canonical_service="unknown",
+        destination_service="ratings.default.svc.cluster.local",
+        destination_service_name="ratings",
+        response_code="503",
+        response_flags="UH",
+    )
+    assert no_endpoint is not None
+    assert (no_endpoint.target, no_endpoint.target_type, no_endpoint.error) == (
+        "ratings",
+        "service",
+        True,
+    )
+
+
 def test_istio_unknown_source_is_the_virtual_user() -> None:
     edge = _istio_edge(source_workload="unknown", source_canonical_service="unknown")
     assert edge is not None
