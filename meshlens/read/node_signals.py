@@ -66,12 +66,6 @@ def add_columns(signals: Signals, columns: Sequence[Any]) -> None:
     add(signals, *columns)
 
 
-def add_counts(signals: Signals, columns: Sequence[Any], *, metered: bool) -> None:
-    """Add the counts of summed signal columns, not their histograms."""
-    requests, errors, _, *rest = columns
-    add(signals, requests, errors, None, *rest, metered=metered)
-
-
 def add_latency(signals: Signals, columns: Sequence[Any]) -> None:
     """Add the histograms of summed signal columns, not their counts."""
     if columns[2] is not None:

@@ -133,9 +133,12 @@ async def service_series(
     chosen = sql.Rows.series(series)
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
     rows = await fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
-    every_edge = not rows or type_ not in (None, SERVICE)
-    edge_where = sql.EDGE_OF if every_edge else sql.METERED_INTO  # a metered service's counts
-    edge_rows = await fetch(conn, sql.edges(chosen, edge_where, name))
+    edge_rows: Sequence[Row] = ()
+    metered: Sequence[Row] = ()  # a service's counts when mesh metrics count into it
+    if not rows or type_ not in (None, SERVICE):
+        edge_rows = await fetch(conn, sql.edges(chosen, sql.EDGE_OF, name))
+    else:
+        metered = await fetch(conn, sql.metered(chosen, sql.METERED_INTO, name))
     types = {SERVICE} if rows else set()
     types.update(row[1] for row in edge_rows if row[0] == name)  # as the source
     types.update(row[3] for row in edge_rows if row[2] == name)  # as the target
@@ -147,17 +150,18 @@ async def service_series(
     if node_type_ is None:
         return None
     node = (name, node_type_)
-    signals_from = ENTRY_SPANS if node_type_ == SERVICE and rows else INBOUND_EDGES
-    entry = rows if signals_from == ENTRY_SPANS else ()
-    inbound = [row for row in edge_rows if row[5] and (row[2], row[3]) == node]  # counted
-    metered = [row for row in inbound if row[4] == MESH_METRICS] if node_type_ == SERVICE else []
-    for _, _, _, point, *columns in entry:  # with mesh metrics, only the entry spans' latency
-        add_entry = signals_of.add_latency if metered else signals_of.add_columns
-        add_entry(points[point].signals, columns)
-    for _, _, _, _, kind, _, point, *columns, _ in metered or ([] if entry else inbound):
-        if entry:
-            signals_of.add_counts(points[point].signals, columns, metered=True)
-        else:
+    signals_from = INBOUND_EDGES
+    if node_type_ == SERVICE and rows:
+        signals_from = ENTRY_SPANS
+        for _, _, _, point, *columns in rows:  # with mesh metrics, only the latency
+            add_entry = signals_of.add_latency if metered else signals_of.add_columns
+            add_entry(points[point].signals, columns)
+        for point, *columns in metered:
+            signals_of.add(points[point].signals, *columns, metered=True)
+    else:
+        inbound = [row for row in edge_rows if row[5] and (row[2], row[3]) == node]  # counted
+        into_service = [row for row in inbound if row[4] == MESH_METRICS and row[3] == SERVICE]
+        for _, _, _, _, kind, _, point, *columns, _ in into_service or inbound:
             signals_of.add(points[point].signals, *columns, metered=kind == MESH_METRICS)
     if all(type_rank(node_type_) <= type_rank(other) for other in types):
         for _, point, highest in saturation:
@@ -175,7 +179,7 @@ async def mesh_series(conn: AsyncConnection, series: Series) -> list[SeriesPoint
     rows = sql.Rows.series(series)
     for point, *columns in await fetch(conn, sql.mesh_services(rows)):
         signals_of.add(points[point].signals, *columns)
-    for point, *columns in await fetch(conn, sql.mesh_metered(rows)):
+    for point, *columns in await fetch(conn, sql.metered(rows)):
         signals_of.add(points[point].signals, *columns, metered=True)
     return points
 

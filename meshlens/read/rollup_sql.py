@@ -157,7 +157,7 @@ GROUP BY 1, 2, 3, 4
 
 def mesh_services(rows: Rows) -> Query:
     """Every service's entry-span rows summed per point (the mesh-wide series), their counts
-    only for services without `METERED` rows among `rows` (`mesh_metered` counts those):
+    only for services without `METERED` rows among `rows` (`metered` counts those):
     point, requests, errors, latency, mTLS mutual, tls, plaintext and unknown, unknown_rate."""
     counted = "m.target IS NULL"
     statement = f"""WITH metered AS (
@@ -173,17 +173,17 @@ GROUP BY 1
     return Query(text(statement), rows.parameters())
 
 
-def mesh_metered(rows: Rows) -> Query:
-    """The `METERED` rows (mesh metrics into services) summed per point, without histograms:
-    point, requests, errors, latency (NULL), mTLS mutual, tls, plaintext and unknown,
-    unknown_rate."""
+def metered(rows: Rows, where: Where = METERED, name: str | None = None) -> Query:
+    """`METERED` rows (mesh metrics into services; `where` picks some: `METERED_INTO` one
+    service's) summed per point, without histograms: point, requests, errors, latency (NULL),
+    mTLS mutual, tls, plaintext and unknown, unknown_rate."""
     statement = f"""
 SELECT {rows.point()} AS point, {_SUMS.format(latency="NULL::text")}
 FROM edge_rollups t
-WHERE {rows.predicate(METERED)}
+WHERE {rows.predicate(where)}
 GROUP BY 1
 """
-    return Query(text(statement), rows.parameters())
+    return Query(text(statement), _with_name(rows.parameters(), name))
 
 
 def _metered(rows: Rows, where: Where) -> str:
