@@ -1,6 +1,6 @@
 """Response models of the JSON API (`/api/v1`): the contract, documented field by field.
 
-Built from the query layer's dataclasses (`meshlens.read.results`) by the `from_*` functions below.
+Built from the query layer's dataclasses (`meshlens.read.results`) by `api.responses`.
 
 A node is its name and its type (`NODE_IDENTITY`): a service `redis` and a database `redis` (a
 client span with `db.system=redis`, `server.address=redis`) are two nodes, each with its edges.
@@ -8,10 +8,9 @@ client span with `db.system=redis`, `server.address=redis`) are two nodes, each 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Literal
 
-from meshlens.read import results
-from meshlens.read.windows import Series, Window, rfc3339
+from pydantic import BaseModel, Field
 
 
 class LatencyMs(BaseModel):
@@ -47,6 +46,30 @@ class WindowModel(BaseModel):
     )
 
 
+class SamplingModel(BaseModel):
+    """Whether the counts are the true ones: where they come from, and how many come from
+    spans sampled at a rate nobody declared (a proxy's spans without an OpenTelemetry threshold
+    `ot=th` when `MESHLENS_SPAN_SAMPLING_PERCENT` is unset: each counts one request, yet stands
+    for more)."""
+
+    source: Literal["mesh-metrics", "traces", "mixed"] | None = Field(
+        description="Where requests, errors, rps and mTLS counts come from: `mesh-metrics` (the "
+        "proxies' request counters, not sampled: they win wherever they describe the edge or "
+        "service in the window), `traces` (spans, each counting the requests it stands for: "
+        "its OpenTelemetry adjusted count, or 100 / MESHLENS_SPAN_SAMPLING_PERCENT), `mixed` "
+        "(a node summing edges of both); null without requests."
+    )
+    unknown_rate_share: float | None = Field(
+        description="Share in [0, 1] of the requests counted from spans sampled at an unknown "
+        "rate; 0 for mesh metrics; null without requests."
+    )
+    rate_is_lower_bound: bool = Field(
+        description="True when unknown_rate_share > 0: requests, errors and rps are lower "
+        "bounds of the true ones (error_rate and latency are estimates from the sampled "
+        "requests, not bounds). Never true for counts from mesh metrics."
+    )
+
+
 class SignalFields(BaseModel):
     requests: int = Field(description="Requests in the window.")
     errors: int = Field(
@@ -56,6 +79,10 @@ class SignalFields(BaseModel):
     error_rate: float | None = Field(description="errors / requests; null without requests.")
     rps: float = Field(description="Requests per second: requests / window seconds.")
     latency_ms: LatencyMs
+    sampling: SamplingModel = Field(
+        description="Where the counts come from and whether they are lower bounds (sampled "
+        "spans of unknown rate)."
+    )
 
 
 class NodeSignals(SignalFields):
@@ -67,7 +94,10 @@ class NodeSignals(SignalFields):
     mtls: MtlsCounts = Field(description="Inbound requests by mTLS state.")
     signals_from: str = Field(
         description="`entry-spans` (the service's SERVER/CONSUMER spans) or `inbound-edges` "
-        "(sum of the edges into it: mesh-metrics-only services and virtual nodes)."
+        "(sum of the edges into it: mesh-metrics-only services and virtual nodes). A service "
+        "with mesh metrics into it in the window takes requests, errors and mTLS from them "
+        "(`sampling.source` `mesh-metrics`: the sum of its inbound mesh-metric edges) and keeps "
+        "its entry spans' latency."
     )
 
 
@@ -138,12 +168,16 @@ class GraphResponse(BaseModel):
 
 class OperationModel(SignalFields):
     operation: str = Field(description="Span name or http.route of the entry spans.")
-    share: float | None = Field(description="Share of the service's requests.")
+    share: float | None = Field(description="Share of the service's entry-span requests.")
 
 
 class VersionModel(SignalFields):
     version: str = Field(description="service.version (Istio *_version); `unknown` if unset.")
-    share: float | None = Field(description="Share of the service's requests, in [0, 1].")
+    share: float | None = Field(
+        description="Share of the service's entry-span requests, in [0, 1]. Versions come from "
+        "entry spans only (mesh metrics keep no version), even when the service's own counts "
+        "come from mesh metrics."
+    )
 
 
 class ServiceDetailResponse(NodeSignals):
@@ -210,164 +244,3 @@ class MtlsResponse(MtlsCounts):
 class ErrorResponse(BaseModel):
     status: int = Field(description="The HTTP status.")
     message: str = Field(description="What is wrong.")
-
-
-# --- from the query layer ----------------------------------------------------------------------
-
-
-def window_model(window: Window) -> WindowModel:
-    return WindowModel(
-        start=rfc3339(window.start_unix),
-        end=rfc3339(window.end_unix),
-        start_unix=window.start_unix,
-        end_unix=window.end_unix,
-        seconds=window.seconds,
-    )
-
-
-def mtls_counts(mtls: results.Mtls) -> MtlsCounts:
-    return MtlsCounts(
-        mutual=mtls.mutual,
-        tls=mtls.tls,
-        plaintext=mtls.plaintext,
-        unknown=mtls.unknown,
-        coverage=mtls.coverage,
-    )
-
-
-def signal_fields(signals: results.Signals) -> dict[str, object]:
-    return {
-        "requests": signals.requests,
-        "errors": signals.errors,
-        "error_rate": signals.error_rate,
-        "rps": signals.rps,
-        "latency_ms": LatencyMs.model_validate(signals.latency_ms()),
-    }
-
-
-def node_fields(node: results.Node) -> dict[str, object]:
-    return {
-        **signal_fields(node.signals),
-        "saturation": node.signals.saturation,
-        "mtls_coverage": node.signals.mtls.coverage,
-        "mtls": mtls_counts(node.signals.mtls),
-        "signals_from": node.signals_from,
-    }
-
-
-def edge_fields(edge: results.Edge) -> dict[str, object]:
-    return {
-        **signal_fields(edge.signals),
-        "source": edge.source,
-        "source_type": edge.source_type,
-        "target": edge.target,
-        "target_type": edge.target_type,
-        "mtls": mtls_counts(edge.signals.mtls),
-        "sources": list(edge.sources),
-        "plaintext_reasons": dict(sorted(edge.plaintext_reasons.items())),
-    }
-
-
-def edge_model(edge: results.Edge) -> EdgeModel:
-    return EdgeModel.model_validate(edge_fields(edge))
-
-
-def services_response(window: Window, nodes: list[results.Node]) -> ServicesResponse:
-    services = [ServiceModel.model_validate({**node_fields(n), "name": n.name}) for n in nodes]
-    return ServicesResponse(window=window_model(window), services=services)
-
-
-def graph_response(window: Window, graph: results.Graph) -> GraphResponse:
-    ids = graph.node_ids()
-    return GraphResponse(
-        window=window_model(window),
-        nodes=[
-            NodeModel.model_validate(
-                {**node_fields(n), "id": ids[n.key], "name": n.name, "type": n.type}
-            )
-            for n in graph.nodes
-        ],
-        edges=[
-            GraphEdgeModel.model_validate(
-                {
-                    **edge_fields(edge),
-                    "source_id": ids[edge.source_key],
-                    "target_id": ids[edge.target_key],
-                }
-            )
-            for edge in graph.edges
-        ],
-    )
-
-
-def detail_response(window: Window, detail: results.ServiceDetail) -> ServiceDetailResponse:
-    return ServiceDetailResponse.model_validate(
-        {
-            **node_fields(detail.node),
-            "window": window_model(window),
-            "name": detail.node.name,
-            "type": detail.node.type,
-            "upstream": [edge_model(edge) for edge in detail.upstream],
-            "downstream": [edge_model(edge) for edge in detail.downstream],
-            "operations": [
-                {**signal_fields(s.signals), "operation": s.name, "share": s.share}
-                for s in detail.operations
-            ],
-            "versions": [
-                {**signal_fields(s.signals), "version": s.name, "share": s.share}
-                for s in detail.versions
-            ],
-        }
-    )
-
-
-def series_response(result: results.ServiceSeries) -> SeriesResponse:
-    points = [
-        PointModel.model_validate(
-            {
-                **signal_fields(p.signals),
-                "start": rfc3339(p.start_unix),
-                "start_unix": p.start_unix,
-                "seconds": p.signals.seconds,
-                "saturation": p.signals.saturation,
-                "mtls_coverage": p.signals.mtls.coverage,
-            }
-        )
-        for p in result.points
-    ]
-    return SeriesResponse(
-        window=window_model(result.series.window),
-        name=result.node_name,
-        type=result.node_type,
-        step_seconds=result.series.step_seconds,
-        signals_from=result.signals_from,
-        points=points,
-    )
-
-
-def mtls_response(summary: results.MtlsSummary) -> MtlsResponse:
-    series: Series = summary.series
-    return MtlsResponse(
-        **mtls_counts(summary.totals).model_dump(),
-        window=window_model(series.window),
-        edges=[edge_model(edge) for edge in summary.edges],
-        plaintext_edges=[_mtls_edge(edge) for edge in summary.plaintext_edges],
-        tls_edges=[_mtls_edge(edge) for edge in summary.tls_edges],
-        step_seconds=series.step_seconds,
-        series=[
-            CoveragePointModel(
-                **mtls_counts(p.mtls).model_dump(),
-                start=rfc3339(p.start_unix),
-                start_unix=p.start_unix,
-                seconds=series.window.covered(p.start_unix, p.end_unix),
-            )
-            for p in summary.points
-        ],
-    )
-
-
-def _mtls_edge(edge: results.Edge) -> MtlsEdgeModel:
-    fields = edge_fields(edge)
-    return MtlsEdgeModel.model_validate(
-        {**fields, "reason": edge.plaintext_reason, "reasons": fields["plaintext_reasons"]}
-    )

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 
+from api import responses
 from api import schemas as s
 from api.connection import snapshot
 from api.http_errors import ApiError
@@ -88,7 +89,7 @@ async def list_services(
     span = _window(request, window, end)
     async with snapshot(request) as conn:
         nodes = await queries.services(conn, span)
-    return s.services_response(span, nodes)
+    return responses.services_response(span, nodes)
 
 
 @router.get("/graph", summary="Service graph: nodes and edges with their signals")
@@ -98,7 +99,7 @@ async def get_graph(
     span = _window(request, window, end)
     async with snapshot(request) as conn:
         graph = await queries.graph(conn, span)
-    return s.graph_response(span, graph)
+    return responses.graph_response(span, graph)
 
 
 @router.get("/mtls", summary="mTLS coverage: mesh-wide, per edge, and over time")
@@ -108,7 +109,7 @@ async def get_mtls(
     series = _series(_window(request, window, end), step)
     async with snapshot(request) as conn:
         summary = await queries.mtls(conn, series)
-    return s.mtls_response(summary)
+    return responses.mtls_response(summary)
 
 
 @router.get(
@@ -136,7 +137,7 @@ async def get_service_series(
         result = await queries.service_series(conn, series, name, wanted)
     if result is None:
         raise _unknown(name, wanted)
-    return s.series_response(result)
+    return responses.series_response(result)
 
 
 @router.get(
@@ -159,7 +160,7 @@ async def get_service(
         detail = await queries.service_detail(conn, span, name, wanted)
     if detail is None:
         raise _unknown(name, wanted)
-    return s.detail_response(span, detail)
+    return responses.detail_response(span, detail)
 
 
 # --- parameters --------------------------------------------------------------------------------

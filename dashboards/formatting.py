@@ -5,6 +5,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 DASH = "—"
+SAMPLED = "sampled, rate unknown (lower bound)"
+"""Said next to a rate counted from spans sampled at a rate nobody declared (in the templates'
+`sampled_marker` too)."""
 
 
 def ms(value: float | None) -> str:

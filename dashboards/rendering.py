@@ -56,6 +56,7 @@ def _environment() -> Environment:
         saturation_health=saturation_health,
         coverage_health=coverage_health,
     )
+    environment.globals["SAMPLED"] = formatting.SAMPLED
     return environment
 
 

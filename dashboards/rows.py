@@ -34,6 +34,12 @@ class SignalRow:
     saturation: float | None
     coverage: float | None
     health: str
+    lower_bound: bool = False
+    """Some requests come from spans sampled at an unknown rate: the true rate is higher."""
+    unknown_share: float | None = None
+    """Share of the requests from spans sampled at an unknown rate."""
+    source: str | None = None
+    """Where the counts come from: `mesh-metrics`, `traces`, `mixed` (None: no requests)."""
 
     @property
     def severity(self) -> tuple[int, float, float]:
@@ -55,6 +61,9 @@ def signal_row(name: str, signals: Signals) -> SignalRow:
         saturation=signals.saturation,
         coverage=signals.mtls.coverage,
         health=health(signals.error_rate),
+        lower_bound=signals.rate_is_lower_bound,
+        unknown_share=signals.unknown_rate_share,
+        source=signals.counted_from,
     )
 
 

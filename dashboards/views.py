@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dashboards import charts, rows
 from dashboards import service_map as drawing
 from dashboards.charts import Line
+from dashboards.formatting import SAMPLED
 from dashboards.time_range import TimeRange
 from meshlens.read import queries
 from meshlens.read.results import (
@@ -53,7 +54,7 @@ async def overview(conn: AsyncConnection, when: TimeRange) -> Context:
         "edge_count": len(graph.edges),
         "empty": not graph.nodes,
         "figures": {
-            "mesh-rps": charts.line_chart("Requests/s", x, [_rps(points)], unit="req/s"),
+            "mesh-rps": charts.line_chart(_rate_title(points), x, [_rps(points)], unit="req/s"),
             "mesh-errors": charts.line_chart(
                 "Error ratio", x, [_error_rates(points, "errors")], percent=True
             ),
@@ -93,7 +94,7 @@ async def service(
     x = charts.timestamps([point.start_unix for point in points])
     versions = rows.share_rows(detail.versions)
     figures = {
-        "service-rps": charts.line_chart("Requests/s", x, [_rps(points)], unit="req/s"),
+        "service-rps": charts.line_chart(_rate_title(points), x, [_rps(points)], unit="req/s"),
         "service-errors": charts.line_chart(
             "Error ratio", x, [_error_rates(points, "errors")], percent=True
         ),
@@ -151,6 +152,13 @@ async def mtls(conn: AsyncConnection, when: TimeRange) -> Context:
 
 
 # --- series to lines ---------------------------------------------------------------------------
+
+
+def _rate_title(points: Sequence[SeriesPoint]) -> str:
+    """ "Requests/s", saying so when some point counts spans sampled at an unknown rate."""
+    if any(point.signals.rate_is_lower_bound for point in points):
+        return f"Requests/s — {SAMPLED}"
+    return "Requests/s"
 
 
 def _rps(points: Sequence[SeriesPoint]) -> Line:

@@ -55,6 +55,7 @@ class Request:
     target_type: str = "service"
     kind: str = "traces"
     reason: str = ""  # why a plaintext request is plaintext, where the mesh says
+    unknown_rate: bool = False  # counted from a span sampled at a rate nobody declared
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,7 @@ class Summed:
     tls: int = 0
     plaintext: int = 0
     unknown: int = 0
+    unknown_rate: int = 0
 
     def __post_init__(self) -> None:
         self.latency = LatencyHistogram()
@@ -215,6 +217,7 @@ class Summed:
     def add(self, request: Request) -> None:
         self.requests += 1
         self.errors += request.error
+        self.unknown_rate += request.unknown_rate
         self.latency.add(request.duration_ns)
         state = ("unknown", "plaintext", "tls", "mutual")[request.mtls]
         setattr(self, state, getattr(self, state) + 1)
@@ -232,7 +235,14 @@ class Summed:
             self.tls,
             self.plaintext,
             self.unknown,
+            self.unknown_rate,
         )
+
+
+_SIGNAL_NAMES = (
+    "requests", "errors", "latency_keys", "latency_counts", "mtls_mutual", "mtls_tls",
+    "mtls_plaintext", "mtls_unknown", "unknown_rate",
+)  # fmt: skip
 
 
 def summed(requests: Iterable[Request]) -> Summed:
@@ -258,8 +268,10 @@ def insert(
     resolutions: Iterable[int] = RESOLUTIONS,
 ) -> None:
     """Rows of `items` and `utilization` at every resolution, as the deriver writes them
-    (`resolutions`: as an older deriver did)."""
+    (`resolutions`: as an older deriver did). `unknown_rate` (revision 0009) is written only
+    when a request has it, so rows fit older schemas too."""
     items, utilization = list(items), list(utilization)
+    width = 9 if any(request.unknown_rate for request in items) else 8  # signal columns
     service: dict[tuple[object, ...], Summed] = defaultdict(Summed)
     edge: dict[tuple[object, ...], Summed] = defaultdict(Summed)
     saturation: dict[tuple[int, int, str], float] = {}
@@ -273,17 +285,20 @@ def insert(
             at = (resolution, reading.minute // resolution * resolution, reading.service)
             saturation[at] = max(reading.value, saturation.get(at, reading.value))
     with psycopg.connect(url) as conn, conn.cursor() as cursor:
+        names = ", ".join(_SIGNAL_NAMES[:width])
         cursor.executemany(
-            "INSERT INTO service_rollups VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
-            "%s)",
-            [(*key, *signals.columns()) for key, signals in service.items()],
+            f"INSERT INTO service_rollups (resolution, bucket_unix, service, operation, version,"
+            f" {names}) VALUES ({', '.join(['%s'] * (5 + width))})",
+            [(*key, *signals.columns()[:width]) for key, signals in service.items()],
         )
         cursor.executemany(
-            "INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target,"
-            " target_type, source_kind, requests, errors, latency_keys, latency_counts,"
-            " mtls_mutual, mtls_tls, mtls_plaintext, mtls_unknown, plaintext_reasons)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            [(*key, *signals.columns(), Jsonb(signals.reasons)) for key, signals in edge.items()],
+            f"INSERT INTO edge_rollups (resolution, bucket_unix, source, source_type, target,"
+            f" target_type, source_kind, {names}, plaintext_reasons)"
+            f" VALUES ({', '.join(['%s'] * (8 + width))})",
+            [
+                (*key, *signals.columns()[:width], Jsonb(signals.reasons))
+                for key, signals in edge.items()
+            ],
         )
         cursor.executemany(
             "INSERT INTO saturation_rollups VALUES (%s, %s, %s, %s)",

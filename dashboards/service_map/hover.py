@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dashboards.charts import plotly_text
-from dashboards.formatting import ms, percent, rate
-from meshlens.read.results import Edge, Node, Signals
+from dashboards.formatting import SAMPLED, ms, percent, rate
+from meshlens.read.results import MESH_METRICS, Edge, Node, Signals
 
 
 def node_hover(node: Node) -> str:
@@ -46,8 +46,14 @@ def _signal_lines(signals: Signals) -> list[str]:
     if not signals.requests:
         return ["no requests in the window"]
     latency = signals.latency_ms()
+    lines = [f"{rate(signals.rps)} · {signals.requests:,} requests"]
+    if signals.rate_is_lower_bound:
+        lines[0] = "≥ " + lines[0]
+        lines.append(f"<b>⚠ {SAMPLED}</b>: {percent(signals.unknown_rate_share)} of them")
+    elif signals.counted_from == MESH_METRICS:
+        lines.append("counted from mesh metrics")
     return [
-        f"{rate(signals.rps)} · {signals.requests:,} requests",
+        *lines,
         f"errors: {percent(signals.error_rate)} ({signals.errors:,})",
         "p50 / p95 / p99: " + " / ".join(ms(latency[name]) for name in ("p50", "p95", "p99")),
     ]

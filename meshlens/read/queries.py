@@ -14,6 +14,13 @@ Choices the API documents:
   inbound edges instead; `signals_from` says which.
 - An edge with mesh-metrics rows in the window counts those only (metrics are not sampled) and
   lists both sources; the choice is made once per window, for series points too.
+- So does a service: with mesh-metrics rows into it in the window (`rollup_sql.METERED`: Istio's
+  destination-reported `istio_requests_total`, Linkerd's outbound `response_total`), its
+  requests, errors and mTLS states are those of its inbound mesh-metric edges, its latency that
+  of its entry spans; operations and versions stay from entry spans. The mesh-wide series sums
+  services the same way. Why, and the details: `read.node_signals`.
+- Every count carries `unknown_rate` (requests from spans sampled at a rate nobody declared)
+  and `metered` (requests from mesh metrics), so answers can say when a rate is a lower bound.
 - mTLS mesh-wide (`/mtls`) sums the edges as the graph draws them; an edge's plaintext
   reasons are summed from the rows it counts.
 - Saturation is the highest value of the saturation rows covering the window (or point) of
@@ -24,16 +31,18 @@ Choices the API documents:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from meshlens.read import node_signals as signals_of
 from meshlens.read import rollup_sql as sql
 from meshlens.read.results import (
     ENTRY_SPANS,
     INBOUND_EDGES,
+    MESH_METRICS,
     SERVICE,
     Edge,
     EdgeKey,
@@ -42,13 +51,10 @@ from meshlens.read.results import (
     MtlsPoint,
     MtlsSummary,
     Node,
-    NodeKey,
     SeriesPoint,
     ServiceDetail,
     ServiceSeries,
-    Share,
     Signals,
-    node_order,
     type_rank,
 )
 from meshlens.read.windows import Series, Window
@@ -77,7 +83,7 @@ async def _graph(conn: AsyncConnection, window: Window, *, edge_latency: bool) -
     edges = await _edges(conn, window, sql.EDGE_ANY, served_latency=edge_latency)
     saturation = await _saturation(conn, window, sql.SATURATION_ANY)
     totals = {row.service: row.signals for row in rows}
-    return Graph(nodes=_nodes(window, totals, edges, saturation), edges=edges)
+    return Graph(nodes=signals_of.nodes(window, totals, edges, saturation), edges=edges)
 
 
 async def versions(conn: AsyncConnection, window: Window) -> list[tuple[str, str, Signals]]:
@@ -95,7 +101,8 @@ async def service_detail(
     edges = await _edges(conn, window, sql.EDGE_OF, name)
     saturation = await _saturation(conn, window, sql.SATURATION_OF, name)
     totals = {row.service: row.signals for row in rows if not row.operation and not row.version}
-    named = [node for node in _nodes(window, totals, edges, saturation) if node.name == name]
+    every = signals_of.nodes(window, totals, edges, saturation)
+    named = [node for node in every if node.name == name]
     nodes = [node for node in named if type_ is None or node.type == type_]
     if not nodes:
         seen_as = await _seen_as(conn, name, type_)
@@ -108,12 +115,13 @@ async def service_detail(
         nodes = [Node(name, seen_as, signals, INBOUND_EDGES)]
     node = nodes[0]
     served = node.type == SERVICE
+    entry = totals.get(name, node.signals) if served else node.signals  # the shares' whole
     return ServiceDetail(
         node=node,
         upstream=[edge for edge in edges if edge.target_key == node.key],
         downstream=[edge for edge in edges if edge.source_key == node.key],
-        operations=_shares(node.signals, {r.operation: r.signals for r in rows if served}),
-        versions=_shares(node.signals, {r.version: r.signals for r in rows if served}),
+        operations=signals_of.shares(entry, {r.operation: r.signals for r in rows if served}),
+        versions=signals_of.shares(entry, {r.version: r.signals for r in rows if served}),
     )
 
 
@@ -126,8 +134,11 @@ async def service_series(
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
     rows = await fetch(conn, sql.services(chosen, sql.ONE_SERVICE_TOTAL, name))
     edge_rows: Sequence[Row] = ()
+    metered: Sequence[Row] = ()  # a service's counts when mesh metrics count into it
     if not rows or type_ not in (None, SERVICE):
         edge_rows = await fetch(conn, sql.edges(chosen, sql.EDGE_OF, name))
+    else:
+        metered = await fetch(conn, sql.metered(chosen, sql.METERED_INTO, name))
     types = {SERVICE} if rows else set()
     types.update(row[1] for row in edge_rows if row[0] == name)  # as the source
     types.update(row[3] for row in edge_rows if row[2] == name)  # as the target
@@ -138,15 +149,20 @@ async def service_series(
     node_type_ = wanted if wanted in types else await _seen_as(conn, name, wanted)
     if node_type_ is None:
         return None
+    node = (name, node_type_)
     signals_from = INBOUND_EDGES
     if node_type_ == SERVICE and rows:
         signals_from = ENTRY_SPANS
-        for _, _, _, point, *columns in rows:
-            _add(points[point].signals, *columns)
+        for _, _, _, point, *columns in rows:  # with mesh metrics, only the latency
+            add_entry = signals_of.add_latency if metered else signals_of.add_columns
+            add_entry(points[point].signals, columns)
+        for point, *columns in metered:
+            signals_of.add(points[point].signals, *columns, metered=True)
     else:
-        for _, _, target, target_type, _, counted, point, *columns, _ in edge_rows:
-            if counted and (target, target_type) == (name, node_type_):
-                _add(points[point].signals, *columns)
+        inbound = [row for row in edge_rows if row[5] and (row[2], row[3]) == node]  # counted
+        into_service = [row for row in inbound if row[4] == MESH_METRICS and row[3] == SERVICE]
+        for _, _, _, _, kind, _, point, *columns, _ in into_service or inbound:
+            signals_of.add(points[point].signals, *columns, metered=kind == MESH_METRICS)
     if all(type_rank(node_type_) <= type_rank(other) for other in types):
         for _, point, highest in saturation:
             points[point].signals.saturation = highest
@@ -154,12 +170,17 @@ async def service_series(
 
 
 async def mesh_series(conn: AsyncConnection, series: Series) -> list[SeriesPoint]:
-    """Requests, errors, latency and mTLS of every service's entry spans, per point.
+    """Requests, errors, latency and mTLS of every service, per point: of its entry spans, or
+    where mesh metrics count into it in the window, their counts (and the entry spans'
+    latency), as `services` takes them.
 
     A request through three services counts three times: each service served it."""
     points = [SeriesPoint(*series.point(n), _empty(series, n)) for n in range(series.size)]
-    for point, *columns in await fetch(conn, sql.mesh_services(sql.Rows.series(series))):
-        _add(points[point].signals, *columns)
+    rows = sql.Rows.series(series)
+    for point, *columns in await fetch(conn, sql.mesh_services(rows)):
+        signals_of.add(points[point].signals, *columns)
+    for point, *columns in await fetch(conn, sql.metered(rows)):
+        signals_of.add(points[point].signals, *columns, metered=True)
     return points
 
 
@@ -253,7 +274,7 @@ async def _service_rows(
         conn, sql.services(_rows(window), where, name)
     ):
         signals = Signals(seconds=window.seconds)
-        _add(signals, *columns)
+        signals_of.add(signals, *columns)
         found.append(_ServiceRow(service, operation, version, signals))
     return found
 
@@ -287,7 +308,7 @@ async def _edges(
                 signals=Signals(seconds=window.seconds),
             )
         if counted:
-            _add(edge.signals, *columns)
+            signals_of.add(edge.signals, *columns, metered=kind == MESH_METRICS)
             for counts in reasons or ():
                 edge.plaintext_reasons.update(counts)
     for key, edge in edges.items():
@@ -307,67 +328,5 @@ async def _saturation(
     return {service: highest for service, _, highest in rows}
 
 
-def _add(
-    signals: Signals,
-    requests: int,
-    errors: int,
-    latency: str | None,
-    mutual: int,
-    tls: int,
-    plaintext: int,
-    unknown: int,
-) -> None:
-    """Add summed signal columns into `signals` (histograms are summed when asked)."""
-    signals.requests += requests
-    signals.errors += errors
-    signals.mtls.add(mutual, tls, plaintext, unknown)
-    if latency is not None:
-        signals.latency.add_text(latency)
-
-
 def _empty(series: Series, number: int) -> Signals:
     return Signals(seconds=series.window.covered(*series.point(number)))
-
-
-def _nodes(
-    window: Window,
-    totals: Mapping[str, Signals],
-    edges: Iterable[Edge],
-    saturation: Mapping[str, float],
-) -> list[Node]:
-    """Nodes of the services with entry-span signals and of every edge's ends (a node per name
-    and type), by name then type (`results.node_order`); the first node of a name has the
-    saturation of the name."""
-    keys: set[NodeKey] = {(name, SERVICE) for name in totals}
-    inbound: dict[NodeKey, Signals] = {}
-    for edge in edges:
-        keys.update((edge.source_key, edge.target_key))
-        signals = inbound.setdefault(edge.target_key, Signals(seconds=window.seconds))
-        signals.merge(edge.signals)
-    nodes = []
-    previous = None
-    for key in sorted(keys, key=node_order):
-        name, type_ = key
-        if type_ == SERVICE and name in totals:
-            node = Node(name, SERVICE, totals[name], ENTRY_SPANS)
-        else:
-            signals = inbound.get(key) or Signals(seconds=window.seconds)
-            node = Node(name, type_, signals, INBOUND_EDGES)
-        if name != previous:
-            node.signals.saturation = saturation.get(name)
-        previous = name
-        nodes.append(node)
-    return nodes
-
-
-def _shares(total: Signals, parts: Mapping[str, Signals]) -> list[Share]:
-    """Parts by requests (most first), each with its share of `total`'s requests.
-
-    The '' key (rows that are not this breakdown) is left out.
-    """
-    shares = [
-        Share(name, signals, signals.requests / total.requests if total.requests else None)
-        for name, signals in parts.items()
-        if name
-    ]
-    return sorted(shares, key=lambda share: (-share.signals.requests, share.name))

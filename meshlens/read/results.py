@@ -20,6 +20,12 @@ from meshlens.signals.histogram import MAX_KEY, QUANTILES, LatencyHistogram, qua
 
 ENTRY_SPANS = "entry-spans"
 INBOUND_EDGES = "inbound-edges"
+MESH_METRICS = "mesh-metrics"
+TRACES = "traces"
+MIXED = "mixed"
+"""Where a signals object's counts come from (`Signals.counted_from`): the proxies' request
+counters (not sampled), spans (each counting the requests it stands for), or both (a node
+summing edges of each kind)."""
 SERVICE = "service"
 NODE_TYPE_PRECEDENCE = (SERVICE, "client", "database", "messaging", "external")
 
@@ -190,6 +196,32 @@ class Signals:
     saturation: float | None = None
     """Highest utilization in [0, 1] of the saturation rows covering the same time; None
     without any."""
+    unknown_rate: int = 0
+    """Of the requests, those counted from spans sampled at a rate nobody declared (a proxy's
+    span counts one, yet stands for more): with any, `requests` is a lower bound."""
+    metered: int = 0
+    """Of the requests, those counted from mesh metrics (the proxies' counters: not sampled)."""
+
+    @property
+    def unknown_rate_share(self) -> float | None:
+        """unknown_rate / requests; None without requests."""
+        return self.unknown_rate / self.requests if self.requests else None
+
+    @property
+    def rate_is_lower_bound(self) -> bool:
+        """Whether some requests come from spans sampled at an unknown rate: the true requests,
+        errors and rate are higher (error_rate and latency are estimates, not bounds)."""
+        return self.unknown_rate > 0
+
+    @property
+    def counted_from(self) -> str | None:
+        """`MESH_METRICS` when every request comes from mesh metrics, `TRACES` when none does,
+        `MIXED` otherwise; None without requests."""
+        if not self.requests:
+            return None
+        if self.metered >= self.requests:
+            return MESH_METRICS
+        return TRACES if self.metered <= 0 else MIXED
 
     @property
     def error_rate(self) -> float | None:
@@ -212,6 +244,17 @@ class Signals:
         self.errors += other.errors
         self.latency.merge(other.latency)
         self.mtls.merge(other.mtls)
+        self.unknown_rate += other.unknown_rate
+        self.metered += other.metered
+        return self
+
+    def counts_of(self, other: Signals) -> Signals:
+        """Take `other`'s counts (requests, errors, mTLS states, unknown_rate, metered) in
+        place of this one's, keeping this one's latency and saturation; returns self."""
+        self.requests, self.errors = other.requests, other.errors
+        self.mtls = Mtls()
+        self.mtls.merge(other.mtls)
+        self.unknown_rate, self.metered = other.unknown_rate, other.metered
         return self
 
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import TextClause, text
 
 from meshlens.read.windows import BucketRange, Series, bucket_ranges
-from meshlens.schema import LATENCY_COLUMNS, MTLS_COLUMNS, REQUEST_COLUMNS
+from meshlens.schema import LATENCY_COLUMNS, MTLS_COLUMNS, REQUEST_COLUMNS, SAMPLING_COLUMNS
 from meshlens.timeunits import HOUR, RESOLUTIONS
 
 MAX_RANGES = 48
@@ -48,6 +48,10 @@ Where = str | tuple[str, ...]
 EDGE_ANY = "TRUE"
 EDGE_OF = ("t.source = :name", "t.target = :name")
 """The edges of a name, whatever the type of its end: every node of the name."""
+METERED = "t.target_type = 'service' AND t.source_kind = 'mesh-metrics'"
+"""Mesh-metrics rows of edges into services: where they exist in a window, they count a
+service's requests (`meshlens.read.queries`)."""
+METERED_INTO = f"t.target = :name AND {METERED}"
 
 SATURATION_ANY = "TRUE"
 SATURATION_OF = "t.service = :name"
@@ -116,9 +120,16 @@ def _summed(columns: tuple[str, ...]) -> str:
 _MTLS_SUMS = _summed(MTLS_COLUMNS)
 _SUMS = f"""{_summed(REQUEST_COLUMNS)},
        {{latency}} AS latency,
-       {_MTLS_SUMS}"""
+       {_MTLS_SUMS},
+       {_summed(SAMPLING_COLUMNS)}"""
 """The signal columns (`meshlens.schema.SIGNAL_COLUMNS`) summed, in their order, the latency
 histograms as one text (`_latency`) in place of their two columns."""
+
+
+def _summed_where(columns: tuple[str, ...], wanted: str) -> str:
+    return ",\n       ".join(
+        f"coalesce(sum(t.{name}) FILTER (WHERE {wanted}), 0)::bigint AS {name}" for name in columns
+    )
 
 
 def _latency(wanted: str) -> str:
@@ -133,7 +144,7 @@ def _latency(wanted: str) -> str:
 def services(rows: Rows, where: Where, name: str | None = None) -> Query:
     """Service rows (`where` on alias t) summed per service, operation, version and point:
     service, operation, version, point, requests, errors, latency, mTLS mutual, tls,
-    plaintext and unknown."""
+    plaintext and unknown, unknown_rate."""
     statement = f"""
 SELECT t.service, t.operation, t.version, {rows.point()} AS point,
        {_SUMS.format(latency=_latency("TRUE"))}
@@ -145,15 +156,34 @@ GROUP BY 1, 2, 3, 4
 
 
 def mesh_services(rows: Rows) -> Query:
-    """Every service's entry-span rows summed per point (the mesh-wide series): point,
-    requests, errors, latency, mTLS mutual, tls, plaintext and unknown."""
-    statement = f"""
-SELECT {rows.point()} AS point, {_SUMS.format(latency=_latency("TRUE"))}
-FROM service_rollups t
+    """Every service's entry-span rows summed per point (the mesh-wide series), their counts
+    only for services without `METERED` rows among `rows` (`metered` counts those):
+    point, requests, errors, latency, mTLS mutual, tls, plaintext and unknown, unknown_rate."""
+    counted = "m.target IS NULL"
+    statement = f"""WITH metered AS (
+    SELECT DISTINCT t.target FROM edge_rollups t WHERE {rows.predicate(METERED)})
+SELECT {rows.point()} AS point,
+       {_summed_where(REQUEST_COLUMNS, counted)},
+       {_latency("TRUE")} AS latency,
+       {_summed_where((*MTLS_COLUMNS, *SAMPLING_COLUMNS), counted)}
+FROM service_rollups t LEFT JOIN metered m ON m.target = t.service
 WHERE {rows.predicate(SERVICE_TOTALS)}
 GROUP BY 1
 """
     return Query(text(statement), rows.parameters())
+
+
+def metered(rows: Rows, where: Where = METERED, name: str | None = None) -> Query:
+    """`METERED` rows (mesh metrics into services; `where` picks some: `METERED_INTO` one
+    service's) summed per point, without histograms: point, requests, errors, latency (NULL),
+    mTLS mutual, tls, plaintext and unknown, unknown_rate."""
+    statement = f"""
+SELECT {rows.point()} AS point, {_SUMS.format(latency="NULL::text")}
+FROM edge_rollups t
+WHERE {rows.predicate(where)}
+GROUP BY 1
+"""
+    return Query(text(statement), _with_name(rows.parameters(), name))
 
 
 def _metered(rows: Rows, where: Where) -> str:
@@ -183,7 +213,7 @@ def edges(
     """Edge rows (`where` on alias t) summed per edge (source, source type, target, target
     type), kind and point: source, source type, target, target type, kind (source_kind),
     counted, point, requests, errors, latency, mTLS mutual, tls, plaintext and unknown,
-    plaintext reasons (an array of the rows' non-empty {reason: requests}, or NULL).
+    unknown_rate, plaintext reasons (an array of the rows' non-empty {reason: requests}, or NULL).
 
     Kinds that do not count come without histograms and reasons. With `served_latency` false,
     neither come for edges into a service with entry-span rows among `rows` either (whose node

@@ -2,7 +2,8 @@
 
 The mesh, every minute of the 10 before 12:00 UTC on 2026-11-26:
 - `redis` is a service (an instrumented proxy in front of Redis): 5 entry spans a minute, all
-  from `cart` (traces), which mesh metrics count as 4 a minute;
+  from `cart` (traces), which mesh metrics count as 4 a minute (the service's counts then come
+  from the metrics: 4 a minute);
 - `redis` is also a database: 7 calls a minute from `cart` (client spans with
   `db.system=redis`, `server.address=redis`), plaintext, one failing;
 - `payments` is a service (2 entry spans a minute, from `checkout`) and an external node
@@ -104,7 +105,7 @@ def test_the_graph_has_a_node_per_name_and_type(url: str) -> None:
         ("checkout", "checkout", "service", 0),
         ("payments", "payments", "service", 20),
         ("external:payments", "payments", "external", 30),
-        ("redis", "redis", "service", 50),
+        ("redis", "redis", "service", 40),  # its inbound mesh metrics, not its 50 entry spans
         ("database:redis", "redis", "database", 70),
     ]
     by_id = {n["id"]: n for n in answer["nodes"]}
@@ -143,15 +144,22 @@ def test_the_graph_has_a_node_per_name_and_type(url: str) -> None:
 def test_services_are_the_service_nodes(url: str) -> None:
     answer = _ok(url, f"/api/v1/services?{WINDOW}")
     services = [(s["name"], s["requests"]) for s in answer["services"]]
-    assert services == [("cart", 0), ("checkout", 0), ("payments", 20), ("redis", 50)]
+    assert services == [("cart", 0), ("checkout", 0), ("payments", 20), ("redis", 40)]
 
 
 def test_a_name_alone_is_the_service_and_type_picks_the_other(url: str) -> None:
     service = _ok(url, f"/api/v1/services/redis?{WINDOW}")
-    assert (service["type"], service["requests"], service["saturation"]) == ("service", 50, 0.5)
+    assert (service["type"], service["requests"], service["saturation"]) == ("service", 40, 0.5)
+    assert service["sampling"]["source"] == "mesh-metrics"
     assert _ends(service["upstream"]) == [("cart", "service", "redis", "service")]
-    assert [o["operation"] for o in service["operations"]] == ["GET"]
-    assert [v["version"] for v in service["versions"]] == ["7.2"]
+    # operations and versions come from the entry spans, their shares of the 50 entry spans
+    assert [(o["operation"], o["requests"], o["share"]) for o in service["operations"]] == [
+        ("GET", 50, 1.0)
+    ]
+    assert [(v["version"], v["requests"], v["share"]) for v in service["versions"]] == [
+        ("7.2", 50, 1.0)
+    ]
+    assert service["versions"][0]["sampling"]["source"] == "traces"
     assert _ok(url, f"/api/v1/services/redis?type=service&{WINDOW}") == service
 
     database = _ok(url, f"/api/v1/services/redis?type=database&{WINDOW}")
@@ -173,7 +181,7 @@ def test_a_name_alone_is_the_service_and_type_picks_the_other(url: str) -> None:
 def test_series_of_each_node(url: str) -> None:
     service = _ok(url, f"/api/v1/services/redis/series?step=5m&{WINDOW}")
     assert (service["type"], service["signals_from"]) == ("service", "entry-spans")
-    assert [p["requests"] for p in service["points"]] == [25, 25]
+    assert [p["requests"] for p in service["points"]] == [20, 20]  # the mesh metrics'
     assert [p["saturation"] for p in service["points"]] == [0.5, 0.5]
     database = _ok(url, f"/api/v1/services/redis/series?type=database&step=5m&{WINDOW}")
     assert (database["type"], database["signals_from"]) == ("database", "inbound-edges")

@@ -8,8 +8,10 @@ import pytest
 from dashboards import charts, formatting, rows
 from dashboards.health import health
 from dashboards.onboarding import Endpoints, snippets
+from dashboards.rendering import _ENVIRONMENT
+from dashboards.service_map.hover import edge_hover, node_hover
 from dashboards.time_range import time_range
-from meshlens.read.results import Mtls, Node, Signals
+from meshlens.read.results import Edge, Mtls, Node, Signals
 from meshlens.read.windows import WindowError
 
 NOW = 1_790_000_000.0
@@ -152,3 +154,37 @@ def test_snippets_over_tls_name_the_certificates_instead_of_insecure() -> None:
         assert "insecure" not in snippet.text
         assert "ca_file:" in snippet.text
         assert "cert_file:" in snippet.text
+
+
+def _sampled(requests: int, unknown_rate: int, metered: int = 0) -> Signals:
+    return Signals(seconds=60, requests=requests, unknown_rate=unknown_rate, metered=metered)
+
+
+def test_rows_carry_whether_their_rate_is_a_lower_bound() -> None:
+    row = rows.signal_row("shop", _sampled(120, 30))
+    assert (row.lower_bound, row.unknown_share, row.source) == (True, 0.25, "traces")
+    metered = rows.signal_row("shop", _sampled(120, 0, metered=120))
+    assert (metered.lower_bound, metered.source) == (False, "mesh-metrics")
+
+
+def test_the_marker_stands_next_to_a_sampled_rate_only() -> None:
+    template = _ENVIRONMENT.from_string(
+        '{% from "_macros.html" import signal_cells %}{{ signal_cells(row) }}'
+    )
+    marked = template.render(row=rows.signal_row("shop", _sampled(120, 30)))
+    assert "≥ 2.0/s" in marked
+    assert f">{formatting.SAMPLED}</span>" in marked
+    assert "25.0 % of these requests" in marked
+    plain = template.render(row=rows.signal_row("shop", _sampled(120, 0, metered=120)))
+    assert "≥" not in plain
+    assert formatting.SAMPLED not in plain
+
+
+def test_hover_text_says_a_rate_is_a_lower_bound_or_from_mesh_metrics() -> None:
+    sampled = node_hover(Node("shop", "service", _sampled(120, 120), "entry-spans"))
+    assert f"≥ 2.0/s · 120 requests<br><b>⚠ {formatting.SAMPLED}</b>: 100 % of them" in sampled
+    metered = node_hover(Node("shop", "service", _sampled(120, 0, 120), "entry-spans"))
+    assert formatting.SAMPLED not in metered
+    assert "2.0/s · 120 requests<br>counted from mesh metrics" in metered
+    edge = Edge("web", "service", "shop", "service", ("traces",), _sampled(60, 6))
+    assert f"<b>⚠ {formatting.SAMPLED}</b>: 10.0 % of them" in edge_hover(edge)
