@@ -48,9 +48,10 @@ Where = str | tuple[str, ...]
 EDGE_ANY = "TRUE"
 EDGE_OF = ("t.source = :name", "t.target = :name")
 """The edges of a name, whatever the type of its end: every node of the name."""
-METERED = "t.target_type = 'service' AND t.source_kind = 'mesh-metrics'"
-"""Mesh-metrics rows of edges into services: where they exist in a window, they count a
-service's requests (`meshlens.read.queries`)."""
+METERED = "t.target_type = 'service' AND t.source_kind = 'mesh-metrics' AND t.requests > 0"
+"""Mesh-metrics rows that count requests into services: where they exist in a window, they
+count a service's requests (`meshlens.read.queries`). A caller's latency histogram alone (its
+sidecar's, when the callee has none) counts no request and decides nothing."""
 METERED_INTO = f"t.target = :name AND {METERED}"
 
 SATURATION_ANY = "TRUE"
@@ -187,13 +188,13 @@ GROUP BY 1
 
 
 def _metered(rows: Rows, where: Where) -> str:
-    """The edges (`where` on alias t) with mesh-metrics rows among `rows`: a row counts when it
-    is of mesh metrics or its edge (both ends' names and types) has none (`_COUNTED`, with
-    `_JOIN_METERED`)."""
+    """The edges (`where` on alias t) with mesh-metrics rows that count requests among `rows`: a
+    row counts when it is of mesh metrics or its edge (both ends' names and types) has no such
+    row (`_COUNTED`, with `_JOIN_METERED`): a latency histogram alone decides nothing."""
     return f"""
 metered AS (
     SELECT DISTINCT t.source, t.source_type, t.target, t.target_type FROM edge_rollups t
-    WHERE {rows.predicate(where)} AND t.source_kind = 'mesh-metrics')"""
+    WHERE {rows.predicate(where)} AND t.source_kind = 'mesh-metrics' AND t.requests > 0)"""
 
 
 _COUNTED = "(t.source_kind = 'mesh-metrics' OR m.source IS NULL)"

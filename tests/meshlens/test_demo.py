@@ -265,13 +265,6 @@ def test_calls_that_found_no_endpoint_make_no_node_of_their_own(demo_run: DemoRu
     assert set(demo_run.nodes) == SERVICES | set(VIRTUAL)  # no node for a cluster's name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checkout's sidecar alone reports checkout -> shipping (shipping has no sidecar): "
-    "its duration histogram makes the edge a mesh-metrics edge, whose counts then come from "
-    "the metrics only, while collector/derive/mesh_metrics.py drops its counter (a known "
-    "destination, as if shipping's sidecar had counted it): 0 requests, no TLS state",
-)
 def test_the_call_to_a_workload_without_a_sidecar_stays_plaintext(demo_run: DemoRun) -> None:
     edges = demo_run.edges
     plaintext = [key for key, edge in edges.items() if edge["mtls"]["plaintext"] > 0]
