@@ -68,7 +68,10 @@ class RollupSignals:
     def add(
         self, latency_key: int, error: bool, mtls: int, count: int = 1, unknown: bool = False
     ) -> None:
-        """Count `count` requests (a sampled span's adjusted count) in bucket `latency_key`."""
+        """Count `count` requests (a sampled span's adjusted count) in bucket `latency_key`; a
+        negative count takes back requests counted before (they moved to another row): counts
+        may go below zero here, and are whole again once merged with the row that counted
+        them."""
         self.requests += count
         if error:
             self.errors += count
@@ -77,13 +80,6 @@ class RollupSignals:
         self.mtls[mtls] += count
         if unknown:
             self.unknown_rate += count
-
-    def take_back(
-        self, latency_key: int, error: bool, mtls: int, count: int = 1, unknown: bool = False
-    ) -> None:
-        """Take back requests counted before (they moved to another row): counts may go
-        below zero here, and are whole again once merged with the row that counted them."""
-        self.add(latency_key, error, mtls, -count, unknown)
 
     def merge(self, other: RollupSignals) -> None:
         """Add `other` into this one."""

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from collector.derive import classify
+from collector.derive.proxy_clusters import kubernetes_service
 from meshlens.timeunits import NANOS_PER_SECOND
 
 ISTIO_REQUESTS = "istio_requests_total"
@@ -160,9 +161,9 @@ def _istio_external(labels: Labels) -> tuple[str, str]:
     (`<svc>.<ns>.svc.<domain>`, e.g. a request with no healthy endpoint, `UH`) is that
     service, as for traces (`proxy_clusters`); anything else an external node by its host."""
     fqdn = _known(labels, "destination_service")
-    parts = fqdn.lower().rstrip(".").split(".")
-    if len(parts) >= 4 and parts[2] == "svc" and parts[0] and parts[1]:
-        return _known(labels, "destination_service_name") or parts[0], SERVICE
+    service = kubernetes_service(fqdn)
+    if service:
+        return _known(labels, "destination_service_name") or service, SERVICE
     host = classify.host_name(fqdn)
     return (host or _known(labels, "destination_service_name") or UNKNOWN), EXTERNAL
 

@@ -40,22 +40,15 @@ class EdgeRequests(NamedTuple):
     weights: list[int]  # the adjusted count of each duration's span
 
 
-class Hop(NamedTuple):
-    """An app's client span (`service`, ...) and its sidecar's span of the same call."""
+class GatewayHop(NamedTuple):
+    """A caller's client span (`service`, ...) and an old gateway's one CLIENT span under it."""
 
     minute_unix: int
     service: str
-    counted: bool
-    peer: str
-    peer_type: str
     duration_ns: int
-    error: bool
     mtls: int
     proxy_minute_unix: int
     proxy_service: str
-    proxy_counted: bool
-    proxy_peer: str
-    proxy_peer_type: str
     proxy_duration_ns: int
     proxy_error: bool
     proxy_mtls: int
@@ -133,7 +126,7 @@ class PairingPass:
     paired: list[EdgeRequests] = field(default_factory=list)
     moved: list[EdgeRequests] = field(default_factory=list)  # counted early: take back
     hops: int = 0
-    gateway_hops: list[Hop] = field(default_factory=list)
+    gateway_hops: list[GatewayHop] = field(default_factory=list)
     latency_moves: list[LatencyMove] = field(default_factory=list)
     nests: int = 0
     nests_taken_back: list[ServiceRequests] = field(default_factory=list)
@@ -152,11 +145,12 @@ class PairingStore:
         """Take the queued halves, match them, count the calls that waited long enough
         alone, and end the halves older than the pairing window."""
         found = PairingPass()
-        await self._execute(*sql.SETUP, *sql.TAKE_INBOX, *sql.HOPS)
-        found.hops = (await self._rows(sql.HOPS_COUNT))[0][0]
+        await self._execute(*sql.SETUP, *sql.TAKE_INBOX)
+        found.hops = await self._execute(*sql.HOPS)
         if found.hops:
             found.moved = [EdgeRequests(*row) for row in await self._rows(sql.HOPS_TAKEN_BACK)]
-            found.gateway_hops = [Hop(*row) for row in await self._rows(sql.HOPS_OF_GATEWAYS)]
+            gateways = await self._rows(sql.HOPS_OF_GATEWAYS)
+            found.gateway_hops = [GatewayHop(*row) for row in gateways]
             latency = await self._rows(sql.HOPS_LATENCY)
             found.latency_moves = [LatencyMove(*row) for row in latency]
         await self._execute(*sql.PAIRS)
@@ -165,8 +159,7 @@ class PairingStore:
             for minute, source, target, *signals in await self._rows(sql.PAIRED_EDGES)
         ]
         found.moved += [EdgeRequests(*row) for row in await self._rows(sql.MOVED)]
-        await self._execute(*sql.NESTS)
-        found.nests = (await self._rows(sql.NESTS_COUNT))[0][0]
+        found.nests = await self._execute(*sql.NESTS)
         if found.nests:
             taken = await self._rows(sql.NESTS_TAKEN_BACK)
             found.nests_taken_back = [ServiceRequests(*row) for row in taken]
@@ -179,9 +172,10 @@ class PairingStore:
         found.expired = [ExpiredHalves(*row) for row in expired]
         return found
 
-    async def _execute(self, *statements: str) -> None:
-        for statement in statements:
-            await self._conn.execute(statement)
+    async def _execute(self, *statements: str) -> int:
+        """Run `statements`; the rows the first one touched."""
+        counts = [(await self._conn.execute(statement)).rowcount for statement in statements]
+        return counts[0]
 
     async def _rows(self, query: str, params: tuple[float, ...] | None = None) -> list[Any]:
         cursor = await self._conn.execute(query, params)

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 
 from collector.derive.batch import RollupSignals
 from collector.derive.halves import paired_mtls
-from collector.derive.pairing import EdgeRequests, Hop, LatencyMove, NestMove, ServiceRequests
+from collector.derive.pairing import (
+    EdgeRequests,
+    GatewayHop,
+    LatencyMove,
+    NestMove,
+    ServiceRequests,
+)
 from collector.derive.rollup_fold import RollupFold
 from meshlens.signals.histogram import bucket_of
 
@@ -41,7 +47,7 @@ def add_edge(fold: RollupFold, edge: EdgeRequests, sign: int = 1) -> int:
     return len(edge.durations)
 
 
-def fold_gateway_hop(fold: RollupFold, hop: Hop) -> None:
+def fold_gateway_hop(fold: RollupFold, hop: GatewayHop) -> None:
     """An old gateway's one CLIENT span under a caller's client span: a request caller ->
     gateway, and a request into the gateway."""
     state = paired_mtls(hop.proxy_mtls, hop.mtls)

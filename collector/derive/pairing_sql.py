@@ -99,7 +99,6 @@ HOPS = (
 under it (`p`). The sidecar's call is the one that reaches the server: it takes the app's
 duration (what the caller experienced) and the app's half is consumed. When the two belong to
 different services, the proxy is a gateway whose one CLIENT span is also its own request."""
-HOPS_COUNT = "SELECT count(*) FROM derive_hops"
 HOPS_TAKEN_BACK = f"""
     SELECT {_MINUTE}, service, peer, peer_type, error, mtls, unknown_rate,
         array_agg(duration_ns), array_agg(weight)
@@ -107,10 +106,9 @@ HOPS_TAKEN_BACK = f"""
 """
 """App client spans that waited alone and counted on their virtual node: taken back."""
 HOPS_OF_GATEWAYS = f"""
-    SELECT {_MINUTE}, service, counted, peer, peer_type, duration_ns, error, mtls,
-        proxy_start / 60000000000 * 60, proxy_service, proxy_counted, proxy_peer,
-        proxy_peer_type, proxy_duration, proxy_error, proxy_mtls, proxy_operation, proxy_version,
-        weight, unknown_rate, proxy_weight, proxy_unknown
+    SELECT {_MINUTE}, service, duration_ns, mtls, proxy_start / 60000000000 * 60, proxy_service,
+        proxy_duration, proxy_error, proxy_mtls, proxy_operation, proxy_version, weight,
+        unknown_rate, proxy_weight, proxy_unknown
     FROM derive_hops WHERE service <> proxy_service
 """
 HOPS_LATENCY = """
@@ -188,7 +186,6 @@ NESTS = (
     + _not_done("nests", SERVER_SIDE),
     _consume("derive_nests", (PROXY_ENTRY_SIDE, SERVER_SIDE)),
 )
-NESTS_COUNT = "SELECT count(*) FROM derive_nests"
 NESTS_TAKEN_BACK = f"""
     SELECT {_MINUTE}, service, operation, version, error, mtls, unknown_rate,
         array_agg(duration_ns), array_agg(weight)

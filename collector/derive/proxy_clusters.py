@@ -43,9 +43,14 @@ def _istio_service(cluster: str) -> str | None:
     parts = cluster.split("|") if "|" in cluster else cluster.split("_.", 3)
     if len(parts) != 4 or parts[0] != "outbound":
         return None
-    labels = parts[3].lower().rstrip(".").split(".")
+    return kubernetes_service(parts[3])
+
+
+def kubernetes_service(host: str) -> str | None:
+    """`<svc>` of a Kubernetes Service's name `<svc>.<ns>.svc.<cluster domain>`, else None."""
+    labels = host.lower().rstrip(".").split(".")
     if len(labels) >= 4 and labels[2] == "svc" and labels[0] and labels[1]:
-        return labels[0]  # <svc>.<ns>.svc.<cluster domain>
+        return labels[0]
     return None
 
 
