@@ -1,7 +1,8 @@
 """`meshlens serve`: every listener in one process, sharing one event loop.
 
 OTLP/gRPC, OTLP/HTTP and the web port run side by side; the ingest pipeline commits what the
-receivers accept; a maintenance task keeps daily partitions ahead and drops expired ones.
+receivers accept; a maintenance task keeps daily partitions ahead and drops expired ones. The
+deriver runs beside them on a thread and event loop of its own (`own_loop`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collector.cardinality_budget import CardinalityBudget
 from collector.decode.pool import DecodePool
 from collector.derive.cardinality import Caps
 from collector.derive.loop import derive_loop
+from collector.derive.own_loop import OwnLoopTask
 from collector.derive.retention import maintain_partitions, maintenance_loop
 from collector.ingest import OtlpIngest, RetentionWindow
 from collector.metrics import IngestMetrics
@@ -106,7 +108,10 @@ async def serve(settings: Settings, database: Database) -> None:
     await alerting.start()
     tasks = [asyncio.create_task(server.serve()) for server in web]
     maintenance = asyncio.create_task(maintenance_loop(database, settings, known))
-    deriving = asyncio.create_task(derive_loop(database, settings, metrics, budget))
+    deriving = OwnLoopTask(
+        lambda: derive_loop(database, settings, metrics, budget), name="meshlens-deriver"
+    )
+    deriving.start()
     try:
         await _wait_started(web, tasks)
         _settle_garbage_collector()
@@ -115,7 +120,7 @@ async def serve(settings: Settings, database: Database) -> None:
     finally:
         log.info("meshlens is stopping")
         maintenance.cancel()
-        deriving.cancel()
+        await deriving.stop()
         await alerting.stop()
         for server in web:
             server.should_exit = True
