@@ -143,13 +143,16 @@ class Settings(BaseSettings):
         ),
     )
     unpaired_count_after_seconds: float = Field(
-        10,
+        8,
         gt=0,
         description=(
-            "How long a client span waits for its server half before it counts on the edge to "
-            "its virtual node (a database, a broker, an external API, the mesh service a "
-            "failed call was meant for). Longer: fewer calls counted there and moved later; "
-            "shorter: such calls show sooner."
+            "How long a client span waits, from its acknowledgement, for its server half "
+            "before it counts on the edge to its virtual node (a database, a broker, an "
+            "external API, the mesh service a failed call was meant for). The default covers "
+            "the 5 s an OpenTelemetry SDK's batch span processor and Envoy's tracer hold a "
+            "span before they export it, with room for a Collector's batching. Longer: fewer "
+            "calls counted there and moved when their server half comes; shorter: such calls "
+            "show sooner."
         ),
     )
     derive_interval_seconds: float = Field(

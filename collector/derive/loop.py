@@ -78,7 +78,7 @@ class Deriver:
         self,
         pairing_window_seconds: float,
         budget: DimensionBudget | None = None,
-        count_after_seconds: float = 10.0,
+        count_after_seconds: float = 8.0,
     ) -> None:
         self._window = pairing_window_seconds
         self._count_after = count_after_seconds
@@ -165,7 +165,9 @@ async def derive_loop(
     budget: CardinalityBudget,
     deriver: Deriver | None = None,
 ) -> None:
-    """Run the deriver every `derive_interval_seconds`, reconnecting after database errors.
+    """Start a pass every `derive_interval_seconds` (at once when the last one took longer:
+    under load, the time a pass takes is not added to the wait of what the next one derives),
+    reconnecting after database errors.
 
     Whatever a pass raises is logged and counted, and the pass retried: derivation never stops
     silently (what a failed pass took is rolled back with its transaction).
@@ -182,9 +184,10 @@ async def derive_loop(
                 while True:
                     started = time.perf_counter()
                     stats = await deriver.run_once(conn)
-                    metrics.observe_derivation(stats, time.perf_counter() - started)
+                    took = time.perf_counter() - started
+                    metrics.observe_derivation(stats, took)
                     budget.observe_derivation(stats.folded)
-                    await asyncio.sleep(interval_seconds)
+                    await asyncio.sleep(max(0.0, interval_seconds - took))
         except (psycopg.Error, OSError) as exc:
             metrics.derive_failures.labels("database").inc()
             log.warning("derivation failed (%s); retrying", exc)

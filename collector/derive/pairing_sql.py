@@ -43,7 +43,8 @@ def _consume(table: str, sides: tuple[int, ...]) -> str:
 
 
 SETUP = (
-    "CREATE TEMP TABLE IF NOT EXISTS derive_new (LIKE edge_halves_inbox) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS derive_new (LIKE edge_halves_inbox INCLUDING DEFAULTS)"
+    " ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS derive_done (trace_id bytea, span_id bytea, side smallint)"
     " ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS derive_hops (trace_id bytea, span_id bytea, service text,"
@@ -212,9 +213,11 @@ NESTS_MOVED = """
 names none (`span_facts.UNKNOWN_VERSION`), the mTLS state, an unknown sampling rate."""
 
 SETTLE = (
+    "ANALYZE derive_done",  # its size decides between a hash and a sorted anti-join below
     "DELETE FROM edge_halves h USING derive_done d"
     " WHERE h.trace_id = d.trace_id AND h.span_id = d.span_id AND h.side = d.side",
-    f"INSERT INTO edge_halves ({_HALF}) SELECT {_HALF} FROM derive_new n WHERE NOT EXISTS"
+    f"INSERT INTO edge_halves ({_HALF}, arrived_at) SELECT {_HALF}, arrived_at FROM derive_new n"
+    " WHERE NOT EXISTS"
     " (SELECT 1 FROM derive_done d WHERE d.trace_id = n.trace_id AND d.span_id = n.span_id"
     " AND d.side = n.side) ON CONFLICT DO NOTHING",
 )
