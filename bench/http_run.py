@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from bench.lag import LagProbe
+from bench.lag import LagProbe, derive_passes
 from bench.loadgen import LoadGenerator, LoadStats
 from bench.options import Options
 from bench.procstat import (
@@ -124,7 +124,11 @@ async def drive(options: Options, workload: TemplateSet, server: Server) -> tupl
     for task in connections:  # a bug in the generator must not pass silently
         if task.exception() is not None:
             raise RuntimeError("a load connection crashed") from task.exception()
-    lag = {**probe.stats.summary(), "client_only": probe.client_only.summary()}
+    lag = {
+        **probe.stats.summary(),
+        "client_only": probe.client_only.summary(),
+        "derive_passes": await derive_passes(server),
+    }
     return stats, dataclasses.replace(usage, lag=lag)
 
 

@@ -202,6 +202,9 @@ def _lag(lag: object) -> str:
         f"median {lag['median_s']} s   p95 {lag.get('p95_s')} s   max {lag['max_s']} s "
         f"(server half acknowledged -> edge in the API; {lag['probes']} probes{missing})"
     )
+    passes = lag.get("derive_passes")
+    if isinstance(passes, dict) and passes.get("passes"):
+        paired += f"; {passes['passes']} derivation passes of {passes['mean_s']} s on average"
     alone = lag.get("client_only")
     if not isinstance(alone, dict) or not alone.get("probes"):
         return paired
