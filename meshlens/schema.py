@@ -220,7 +220,13 @@ def _counted_from_zero(name: str) -> Column[object]:
     return Column(name, BigInteger, nullable=False, server_default=text("0"))
 
 
-edge_halves_inbox = Table("edge_halves_inbox", metadata, *_half_columns())
+edge_halves_inbox = Table(
+    "edge_halves_inbox",
+    metadata,
+    *_half_columns(),
+    # when the writer's transaction began: a half waits for its other half from then (0010)
+    Column("arrived_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 edge_halves = Table(
     "edge_halves",
