@@ -6,23 +6,19 @@ never from the code under test; a handful are spelled out as literals too.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from api.app import create_app
 from harness.postgres import DatabaseFactory
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from meshlens.signals.histogram import LatencyHistogram
 from tests import rollup_scenario as scenario
+from tests.api import in_process
 from tests.rollup_scenario import Request, T, highest, latency_ms, summed
 
 REQUESTS = scenario.requests()
@@ -45,24 +41,11 @@ def mesh_url(databases: DatabaseFactory) -> str:
 
 
 def _get(url: str, path: str, now: float = LATER) -> httpx.Response:
-    async def call() -> httpx.Response:
-        engine = create_async_engine(Database(url).sqlalchemy_url, poolclass=NullPool)
-        app = create_app(engine, CollectorRegistry(), ingest_healthy=lambda: True)
-        app.state.clock = lambda: now
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://meshlens") as c:
-                return await c.get(path)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(call())
+    return in_process.get(url, path, now)
 
 
 def _ok(url: str, path: str, now: float = LATER) -> Any:
-    response = _get(url, path, now)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return in_process.get_ok(url, path, now)
 
 
 def _select(lo: int, hi: int, match: Callable[[Request], bool]) -> list[Request]:

@@ -14,20 +14,16 @@ Expected values are spelled out from that list.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from api.app import create_app
 from harness.postgres import DatabaseFactory
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
 from tests import rollup_scenario as scenario
+from tests.api import in_process
 from tests.rollup_scenario import MS, MUTUAL, PLAINTEXT, Reading, Request, T
 
 MINUTES = [T - 600 + 60 * i for i in range(10)]
@@ -73,24 +69,11 @@ def url(databases: DatabaseFactory) -> str:
 
 
 def _get(url: str, path: str) -> httpx.Response:
-    async def call() -> httpx.Response:
-        engine = create_async_engine(Database(url).sqlalchemy_url, poolclass=NullPool)
-        app = create_app(engine, CollectorRegistry(), ingest_healthy=lambda: True)
-        app.state.clock = lambda: LATER
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://meshlens") as c:
-                return await c.get(path)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(call())
+    return in_process.get(url, path, LATER)
 
 
 def _ok(url: str, path: str) -> Any:
-    response = _get(url, path)
-    assert response.status_code == 200, response.text
-    return response.json()
+    return in_process.get_ok(url, path, LATER)
 
 
 def _ends(edges: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:

@@ -19,13 +19,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
-from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from api.app import create_app
 from harness.postgres import DatabaseFactory
 from meshlens.database import Database
 from meshlens.migrations import upgrade_to_head
@@ -33,6 +30,7 @@ from meshlens.read import queries
 from meshlens.read.snapshot import read_only
 from meshlens.read.windows import series_for, window_for
 from tests import rollup_scenario as scenario
+from tests.api import in_process
 from tests.rollup_scenario import MS, MUTUAL, UNKNOWN, Request, T, latency_ms, summed
 
 FIRST = T - 4 * 3600  # 08:00
@@ -84,20 +82,7 @@ def url(databases: DatabaseFactory) -> str:
 
 
 def _ok(url: str, path: str) -> Any:
-    async def call() -> httpx.Response:
-        engine = create_async_engine(Database(url).sqlalchemy_url, poolclass=NullPool)
-        app = create_app(engine, CollectorRegistry(), ingest_healthy=lambda: True)
-        app.state.clock = lambda: LATER
-        transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://meshlens") as c:
-                return await c.get(path)
-        finally:
-            await engine.dispose()
-
-    response = asyncio.run(call())
-    assert response.status_code == 200, response.text
-    return response.json()
+    return in_process.get_ok(url, path, LATER)
 
 
 def _select(lo: int, hi: int, match: Callable[[Request], bool]) -> list[Request]:
