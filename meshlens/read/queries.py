@@ -153,8 +153,8 @@ async def service_series(
     signals_from = INBOUND_EDGES
     if node_type_ == SERVICE and rows:
         signals_from = ENTRY_SPANS
+        add_entry = signals_of.add_latency if metered else signals_of.add_columns
         for _, _, _, point, *columns in rows:  # with mesh metrics, only the latency
-            add_entry = signals_of.add_latency if metered else signals_of.add_columns
             add_entry(points[point].signals, columns)
         for point, *columns in metered:
             signals_of.add(points[point].signals, *columns, metered=True)
